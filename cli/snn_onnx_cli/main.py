@@ -1,0 +1,352 @@
+"""The ``snn-onnx`` command: a thin layer over the ``snn_onnx`` package's public API.
+
+Errors the user can fix print one line (``error: ...``) and exit 1; ``--debug`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+import snn_onnx
+from snn_onnx.errors import DataError, SnnOnnxError
+
+EXAMPLE = "example"
+
+
+def _example_path() -> Path:
+    from snn_onnx_models import example_model_path
+
+    return example_model_path()
+
+
+def handle_errors(fn):
+    """Turn SnnOnnxError (and anything unexpected) into one line on stderr + exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        ctx = click.get_current_context()
+        debug = (ctx.obj or {}).get("debug", False)
+        try:
+            return fn(*args, **kwargs)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except SnnOnnxError as err:
+            if debug:
+                raise
+            click.echo(f"error: {err}", err=True)
+            sys.exit(1)
+        except Exception as err:  # a bug of ours: still one clear line
+            if debug:
+                raise
+            click.echo(f"error: internal error ({type(err).__name__}: {err}); rerun with --debug for the traceback", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _parse_ints(text: str | None, what: str) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        vals = tuple(int(v) for v in text.replace("x", ",").split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{what} must be comma-separated integers, got {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise click.BadParameter(f"{what} must be positive integers, got {text!r}")
+    return vals
+
+
+def _resolve_model_arg(model: str | None) -> tuple[str, bool]:
+    if model in (None, EXAMPLE):
+        return str(_example_path()), True
+    return model, False
+
+
+def _load_data(source: str, split: str, limit: int | None, ann, timm_name: str | None = None):
+    from snn_onnx import data as data_mod
+
+    shape = _input_shape_of(ann)
+    opts = {"timm_model": timm_name} if timm_name and Path(source).is_dir() else {}
+    if source == "random":
+        opts["seed"] = 0
+        limit = limit or 64
+    return data_mod.load(source, split=split, limit=limit, input_shape=shape, **opts)
+
+
+def _input_shape_of(ann) -> tuple | None:
+    from snn_onnx.conversion.pipeline import graph_input_names
+
+    names = graph_input_names(ann)
+    if len(names) != 1:
+        return None
+    inp = next(i for i in ann.graph.input if i.name == names[0])
+    return tuple(d.dim_value if d.HasField("dim_value") else None for d in inp.type.tensor_type.shape.dim)
+
+
+def _get_ann(model: str, input_shape, num_classes, checkpoint, qcfs_levels, exporter):
+    from snn_onnx.export import is_onnx_path, resolve_model
+
+    if is_onnx_path(model):
+        if checkpoint or qcfs_levels:
+            raise click.UsageError("--checkpoint and --qcfs-levels apply to timm / module:factory models, not .onnx files")
+        return resolve_model(model)
+    from snn_onnx.export.torch_export import build_module, default_input_shape, export_module
+
+    module = build_module(model, num_classes=num_classes, qcfs_levels=qcfs_levels, checkpoint=checkpoint)
+    shape = input_shape or default_input_shape(module)
+    if shape is None:
+        raise click.UsageError(f"give --input-shape for '{model}' (e.g. 3,32,32)")
+    if qcfs_levels and not checkpoint:
+        # random-init QCFS thresholds are meaningless: set them from a random batch
+        import torch
+        from snn_onnx_models.qcfs import calibrate_thresholds
+
+        torch.manual_seed(0)
+        calibrate_thresholds(module, torch.randn(16, *shape))
+    return export_module(module, tuple(shape), exporter=exporter)
+
+
+class Progress:
+    """A click progress bar per phase, on stderr."""
+
+    def __init__(self, enabled: bool):
+        self.enabled, self.bar, self.phase = enabled, None, None
+
+    def __call__(self, phase: str, n: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if phase != self.phase:
+            self.close()
+            self.phase = phase
+            self.bar = click.progressbar(length=total, label=phase, file=sys.stderr)
+            self.bar.__enter__()
+        self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+@click.version_option(snn_onnx.__version__, prog_name="snn-onnx")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Convert ANNs to spiking neural networks and run them in ONNX Runtime."""
+    ctx.ensure_object(dict)["debug"] = debug
+
+
+def _model_options(fn):
+    for opt in reversed(
+        [
+            click.option("--input-shape", help="Input shape without batch, e.g. 3,32,32 (timm / module models)."),
+            click.option("--num-classes", type=int, help="Classes of a timm model's head."),
+            click.option("--checkpoint", type=click.Path(), help="State dict for a timm / module:factory model."),
+            click.option("--qcfs-levels", type=int, help="Replace ReLUs by QCFS with L levels before export."),
+            click.option("--exporter", type=click.Choice(["auto", "legacy", "dynamo"]), default="auto", show_default=True, help="torch.onnx exporter."),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
+def _calib_options(fn):
+    for opt in reversed(
+        [
+            click.option("--calib-method", type=click.Choice(["max", "percentile"]), default="max", show_default=True),
+            click.option("--percentile", type=float, default=99.99, show_default=True),
+            click.option("--per-channel", is_flag=True, help="One threshold per channel."),
+            click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration samples."),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
+@cli.command()
+@click.argument("model", required=False)
+@click.option("-o", "--output", type=click.Path(), help="Where to write the SNN (default: <model>.snn.onnx in the current folder).")
+@click.option("-T", "--time-steps", type=int, default=None, help="Time steps T (default: the example's L=8, else 8).")
+@click.option("--neuron", type=click.Choice(["paraif", "if"]), default="paraif", show_default=True)
+@click.option("--data", "data_source", default=None, help="Calibration data: digits, a .npz, an image folder, or random (default: digits for the example, random otherwise).")
+@_calib_options
+@_model_options
+@click.option("--no-spike-counts", is_flag=True, help="Omit the spike-count outputs.")
+@click.option("--no-per-step", is_flag=True, help="Omit the per-step running-mean outputs.")
+@click.option("--force", is_flag=True, help="Overwrite an existing output file.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@handle_errors
+def convert(model, output, time_steps, neuron, data_source, calib_method, percentile, per_channel, num_calib,
+            input_shape, num_classes, checkpoint, qcfs_levels, exporter, no_spike_counts, no_per_step, force, quiet):
+    """Convert MODEL (an .onnx file, a timm model name or module:factory; default: the bundled
+    digits example) into a spiking ONNX model."""
+    from snn_onnx.conversion.calibrate import CalibrationConfig
+    from snn_onnx.conversion.pipeline import check_output_path, convert as do_convert
+
+    model, is_example = _resolve_model_arg(model)
+    if time_steps is None:
+        time_steps = 8
+    if output is None:
+        stem = Path(model).stem if model.endswith(".onnx") else model.replace(":", "_").replace("/", "_")
+        output = f"{stem}.T{time_steps}.{neuron}.snn.onnx"
+    check_output_path(output, force)  # refuse before spending time on export and calibration
+    ann = _get_ann(model, _parse_ints(input_shape, "--input-shape"), num_classes, checkpoint, qcfs_levels, exporter)
+    source = data_source or ("digits" if is_example else "random")
+    ds = _load_data(source, "train", num_calib, ann, timm_name=None if is_example or ":" in model else model)
+    cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel, num_samples=num_calib)
+    progress = Progress(not quiet)
+    try:
+        res = do_convert(ann, time_steps=time_steps, neuron=neuron, data=ds, calibration=cal, output=output, force=force,
+                         spike_counts=not no_spike_counts, per_step=not no_per_step, on_progress=progress, source_name=model)
+    finally:
+        progress.close()
+    if source == "random":
+        click.echo("note: calibrated and checked on random inputs (give --data for real samples)", err=True)
+    click.echo(res.summary())
+    click.echo(f"conversion took {res.seconds['total']:.1f} s (calibration {res.seconds['calibrate']:.1f} s)")
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--input", "input_path", type=click.Path(), required=True, help=".npy (single input) or .npz (arrays by input name).")
+@click.option("--output", "output_path", type=click.Path(), help="Write outputs and spike counts to this .npz.")
+@click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
+@handle_errors
+def run(model, input_path, output_path, provider, force):
+    """Run a converted SNN on inputs from a file and print its outputs and firing rates."""
+    from snn_onnx.conversion.pipeline import check_output_path
+
+    if output_path:
+        check_output_path(output_path, force)
+    p = Path(input_path)
+    if not p.exists():
+        raise DataError(f"input file not found: {p}")
+    try:
+        loaded = np.load(p, allow_pickle=False)
+    except Exception as err:
+        raise DataError(f"cannot read input file {p}: {err}") from None
+    inputs = dict(loaded) if isinstance(loaded, np.lib.npyio.NpzFile) else loaded
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
+    sess = snn_onnx.Session(model, providers=providers)
+    out = sess.run(inputs)
+    for name, v in out.outputs.items():
+        line = f"{name}: shape {list(v.shape)}"
+        if v.ndim == 2 and v.shape[1] > 1:
+            line += f", argmax {v.argmax(1)[:16].tolist()}{' …' if len(v) > 16 else ''}"
+        click.echo(line)
+    rates = out.firing_rates()
+    if rates:
+        click.echo(f"firing rate (spikes per neuron per step), mean over {len(rates)} layers: {np.mean(list(rates.values())):.4f}")
+    if output_path:
+        arrays = {**out.outputs, **{f"per_step/{k}": v for k, v in out.per_step.items()},
+                  **{f"spike_counts/{k}": v for k, v in out.spike_counts.items()}}
+        np.savez(output_path, **arrays)
+        click.echo(f"wrote {output_path}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
+@handle_errors
+def info(model, as_json):
+    """Show how a converted SNN was made: T, neurons, calibration, parity, layers."""
+    from collections import Counter
+
+    from snn_onnx import metadata as md
+    from snn_onnx.conversion.load import load_onnx
+    from snn_onnx.conversion.validate import format_parity
+
+    proto = load_onnx(model)
+    meta = md.read(proto)
+    if as_json:
+        click.echo(json.dumps(meta, indent=2, sort_keys=True))
+        return
+    ops = Counter(f"{n.domain + '.' if n.domain else ''}{n.op_type}" for n in proto.graph.node)
+    click.echo(f"model: {model}")
+    if "time_steps" not in meta:
+        click.echo("not an snn-onnx SNN (no snn_onnx metadata): an ANN")
+    else:
+        neuron = meta.get("neuron", {})
+        click.echo(f"time steps T: {meta['time_steps']}   neuron: {neuron.get('kind')}   converted from: {meta.get('source', '?')}")
+        cal = meta.get("calibration", {})
+        click.echo(f"calibration: {cal.get('method')} on {cal.get('num_samples')} samples ({cal.get('data')}), "
+                   f"per-channel={cal.get('per_channel')}; {cal.get('sites_from_ann', 0)} thresholds from the ANN (QCFS/clip)")
+        for line in format_parity(meta.get("parity", {})):
+            click.echo(line)
+        sites = meta.get("sites", [])
+        click.echo(f"spiking layers: {len(sites)}; compensated ops: {len(meta.get('compensated', []))}")
+        for s in sites:
+            th = s["threshold"]
+            th_s = f"{th[0]:.4g}" if len(th) == 1 else f"per-channel[{len(th)}] {min(th):.3g}..{max(th):.3g}"
+            click.echo(f"  {s['site']:<40} {s['op']:<13} θ={th_s} ({s['threshold_source']})")
+    click.echo("inputs: " + ", ".join(f"{i.name}{_dims(i)}" for i in proto.graph.input))
+    click.echo("outputs: " + ", ".join(f"{o.name}{_dims(o)}" for o in proto.graph.output if not o.name.endswith("/spike_counts")))
+    click.echo("ops: " + ", ".join(f"{k}×{v}" for k, v in sorted(ops.items())))
+
+
+def _dims(v) -> str:
+    dims = [d.dim_param or str(d.dim_value) for d in v.type.tensor_type.shape.dim]
+    return f"[{', '.join(dims)}]"
+
+
+@cli.command("eval")
+@click.argument("model", required=False)
+@click.option("--data", "data_source", default=None, help="Data source (default: digits for the example).")
+@click.option("-T", "--time-steps", "t_list", default="1,2,4,8,16,32", show_default=True, help="Comma-separated T values.")
+@click.option("--neurons", default="if,paraif", show_default=True, help="Comma-separated neuron types.")
+@click.option("--limit", type=int, help="Evaluate on the first N test samples only.")
+@_calib_options
+@_model_options
+@click.option("--json-out", type=click.Path(), help="Also write the table as JSON.")
+@click.option("--force", is_flag=True, help="Overwrite an existing --json-out file.")
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@handle_errors
+def eval_cmd(model, data_source, t_list, neurons, limit, calib_method, percentile, per_channel, num_calib,
+             input_shape, num_classes, checkpoint, qcfs_levels, exporter, json_out, force, quiet):
+    """ANN and SNN accuracy and ANN agreement for every T and neuron type (default: the bundled
+    digits example on its test split; thresholds calibrated on the train split)."""
+    from snn_onnx.conversion.calibrate import CalibrationConfig
+    from snn_onnx.conversion.pipeline import check_output_path
+    from snn_onnx.evaluate import evaluate
+
+    if json_out:
+        check_output_path(json_out, force)
+    model, is_example = _resolve_model_arg(model)
+    ts = _parse_ints(t_list, "--time-steps")
+    kinds = [k.strip() for k in neurons.split(",") if k.strip()]
+    bad = [k for k in kinds if k not in ("if", "paraif")]
+    if bad or not kinds:
+        raise click.BadParameter(f"--neurons takes if and/or paraif, got {neurons!r}")
+    ann = _get_ann(model, _parse_ints(input_shape, "--input-shape"), num_classes, checkpoint, qcfs_levels, exporter)
+    source = data_source or ("digits" if is_example else None)
+    if source is None:
+        raise click.UsageError("give --data (labelled data) to evaluate a model other than the example")
+    test = _load_data(source, "test", limit, ann)
+    calib = _load_data(source, "train", num_calib, ann) if source == "digits" else test
+    cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel, num_samples=num_calib)
+    steps = (len(ts) if "if" in kinds else 0) + len(ts) * sum(k != "if" for k in kinds)
+    click.echo(f"model: {model}\ndata: {test.name}, {len(test.x)} test samples; calibration on {len(calib.x)} samples", err=True)
+    with click.progressbar(length=steps, label="evaluating", file=sys.stderr, hidden=quiet) as bar:
+        result = evaluate(ann, test.x, test.y, calib.x, time_steps=ts, neurons=kinds, calibration=cal,
+                          on_step=lambda msg: bar.update(1))
+    click.echo(result.table())
+    if json_out:
+        Path(json_out).write_text(json.dumps({"model": model, "data": test.name, **result.as_dict()}, indent=2))
+        click.echo(f"wrote {json_out}")
+
+
+def main() -> None:
+    cli(prog_name="snn-onnx")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+#include "op_attrs.h"
+
+namespace snn {
+namespace {
+
+int64_t parse_time_steps(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id) {
+  const int64_t T = attr_int(api, info, id, "time_steps", std::nullopt);
+  if (T < 1) id.fail("time_steps must be >= 1, got " + std::to_string(T));
+  return T;
+}
+
+}  // namespace
+
+IFAttrs IFAttrs::parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id) {
+  IFAttrs a{};
+  a.time_steps = parse_time_steps(api, info, id);
+  a.v_init = attr_float(api, info, id, "v_init", defaults::kVInit);
+  a.leak = attr_float(api, info, id, "leak", defaults::kLeak);
+  const std::string reset = attr_string(api, info, id, "reset", defaults::kReset);
+  if (reset != "subtract" && reset != "zero")
+    id.fail("reset must be one of ('subtract', 'zero'), got '" + reset + "'");
+  a.reset_zero = reset == "zero";
+  a.is_signed = attr_int(api, info, id, "signed", defaults::kSigned) != 0;  // truthy, as reference.py
+  a.signed_eps = attr_float(api, info, id, "signed_eps", defaults::kSignedEps);
+  a.channel_axis = attr_int(api, info, id, "channel_axis", defaults::kChannelAxis);
+  return a;
+}
+
+ParaIFAttrs ParaIFAttrs::parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id) {
+  ParaIFAttrs a{};
+  a.time_steps = parse_time_steps(api, info, id);
+  a.v_init = attr_float(api, info, id, "v_init", defaults::kVInit);
+  a.channel_axis = attr_int(api, info, id, "channel_axis", defaults::kChannelAxis);
+  return a;
+}
+
+TemporalAttrs TemporalAttrs::parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id) {
+  return {parse_time_steps(api, info, id)};
+}
+
+}  // namespace snn

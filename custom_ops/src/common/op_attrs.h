@@ -1,0 +1,31 @@
+// Parsed and validated attributes of each op (shared by the CPU and CUDA kernels).
+// Errors surface when the session is created, naming the node.
+#pragma once
+
+#include "op_common.h"
+
+namespace snn {
+
+struct IFAttrs {
+  int64_t time_steps;
+  float v_init, leak;
+  bool reset_zero;  // reset "zero" (else "subtract")
+  bool is_signed;
+  float signed_eps;
+  int64_t channel_axis;
+  static IFAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
+};
+
+struct ParaIFAttrs {
+  int64_t time_steps;
+  float v_init;
+  int64_t channel_axis;
+  static ParaIFAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
+};
+
+struct TemporalAttrs {  // TemporalMean, TemporalDelta
+  int64_t time_steps;
+  static TemporalAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
+};
+
+}  // namespace snn

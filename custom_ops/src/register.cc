@@ -1,0 +1,62 @@
+// Entry point ONNX Runtime calls after loading the library
+// (SessionOptions.register_custom_ops_library / RegisterCustomOpsLibrary).
+#include <mutex>
+#include <string>
+
+#include "common/op_common.h"
+#include "cpu/cpu_ops.h"
+
+#if defined(_WIN32)
+#define SNN_EXPORT __declspec(dllexport)
+#else
+#define SNN_EXPORT __attribute__((visibility("default")))
+#endif
+
+namespace {
+
+// One domain for the process, built on first use and never released: every SessionOptions
+// (and every session made from it) keeps a raw pointer to it, and releasing it at exit could
+// run after ONNX Runtime itself is gone.
+OrtStatus* shared_domain(const OrtApi& api, OrtCustomOpDomain** out) {
+  static std::mutex mu;
+  static OrtCustomOpDomain* domain = nullptr;
+  std::lock_guard<std::mutex> lock(mu);
+  if (domain == nullptr) {
+    OrtCustomOpDomain* d = nullptr;
+    if (OrtStatus* st = api.CreateCustomOpDomain(snn::kDomain, &d)) return st;
+    for (OrtCustomOp* op : snn::cpu::ops()) {
+      if (OrtStatus* st = api.CustomOpDomain_Add(d, op)) {
+        api.ReleaseCustomOpDomain(d);
+        return st;
+      }
+    }
+    // CUDA kernels (SNN_ONNX_CUDA) will be added to the same domain here.
+    domain = d;
+  }
+  *out = domain;
+  return nullptr;
+}
+
+}  // namespace
+
+extern "C" SNN_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOptions* options,
+                                                                const OrtApiBase* api_base) {
+  const OrtApi* api = api_base->GetApi(snn::kOrtApiTarget);
+  if (api == nullptr) {
+    // An ONNX Runtime older than 1.21; API version 1 is served by every release and is
+    // enough to report that.
+    const OrtApi* v1 = api_base->GetApi(1);
+    const std::string msg = "libsnn_onnx_ops needs ONNX Runtime with C API version " +
+                            std::to_string(snn::kOrtApiTarget) + " or newer; this is ONNX Runtime " +
+                            api_base->GetVersionString();
+    return v1 ? v1->CreateStatus(ORT_FAIL, msg.c_str()) : nullptr;
+  }
+  Ort::InitApi(api);
+  try {
+    OrtCustomOpDomain* domain = nullptr;
+    if (OrtStatus* st = shared_domain(*api, &domain)) return st;
+    return api->AddCustomOpDomain(options, domain);
+  } catch (const std::exception& e) {  // e.g. bad_alloc: never throw into ONNX Runtime
+    return api->CreateStatus(ORT_FAIL, (std::string("snn_onnx: ") + e.what()).c_str());
+  }
+}

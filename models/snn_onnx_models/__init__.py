@@ -1,0 +1,42 @@
+"""Model definitions for snn-onnx: QCFS activations, QCFS variants of timm models and the
+bundled example model (a QCFS CNN trained on scikit-learn's 8×8 digits).
+
+Importing this package does not import torch: a deployment uses only
+:func:`example_model_path`. The torch-dependent parts are submodules:
+
+* ``snn_onnx_models.qcfs`` — :class:`QCFS`, ``qcfsify``, ``calibrate_thresholds``
+* ``snn_onnx_models.timm_qcfs`` — ``create_qcfs_timm``
+* ``snn_onnx_models.digits_cnn`` — ``DigitsQCFSCNN`` (the example model's definition)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = [
+    "EXAMPLE_LEVELS",
+    "EXAMPLE_DATASET",
+    "EXAMPLE_INPUT_SHAPE",
+    "example_model_path",
+    "example_weights_path",
+]
+
+#: QCFS levels L of the example model (convert it with T = L for an exact ParaIF SNN).
+EXAMPLE_LEVELS = 8
+#: ``snn_onnx.data`` source the example model was trained on.
+EXAMPLE_DATASET = "digits"
+#: Input shape of the example model (dynamic batch).
+EXAMPLE_INPUT_SHAPE = ("batch", 1, 8, 8)
+
+_WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+def example_model_path() -> Path:
+    """Path of the bundled example ANN (``digits_qcfs_cnn.onnx``: input ``input``
+    ``[B,1,8,8]`` float32 in [0, 1], output ``logits`` ``[B,10]``)."""
+    return _WEIGHTS / "digits_qcfs_cnn.onnx"
+
+
+def example_weights_path() -> Path:
+    """Path of the example model's torch state dict (``digits_qcfs_cnn.pt``)."""
+    return _WEIGHTS / "digits_qcfs_cnn.pt"

@@ -1,0 +1,1 @@
+"""ANN -> SNN conversion passes: load, clean up, analyse, calibrate, rewrite, validate."""

@@ -1,0 +1,87 @@
+"""Small helpers on onnx-ir graphs shared by the conversion passes."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import onnx_ir as ir
+
+FLOAT_TYPES = {ir.DataType.FLOAT, ir.DataType.FLOAT16, ir.DataType.BFLOAT16, ir.DataType.DOUBLE}
+
+
+def const_array(value: ir.Value | None) -> np.ndarray | None:
+    """The constant behind a value (initializer or Constant node), else None."""
+    if value is None:
+        return None
+    tensor = ir.convenience.get_const_tensor(value)
+    return None if tensor is None else tensor.numpy()
+
+
+def is_const(value: ir.Value | None) -> bool:
+    return value is None or const_array(value) is not None
+
+
+def is_float(value: ir.Value) -> bool:
+    return value.dtype is None or value.dtype in FLOAT_TYPES
+
+
+class Namer:
+    """Hands out value/node names not yet used in a graph (deterministic, readable)."""
+
+    def __init__(self, graph: ir.Graph):
+        self._used: set[str] = set()
+        for node in ir.traversal.RecursiveGraphIterator(graph):
+            if node.name:
+                self._used.add(node.name)
+            self._used.update(v.name for v in node.outputs if v.name)
+        self._used.update(v.name for v in graph.inputs if v.name)
+        self._used.update(graph.initializers)
+
+    def __call__(self, base: str) -> str:
+        base = base or "snn"
+        for i in itertools.count():
+            name = base if i == 0 else f"{base}_{i}"
+            if name not in self._used:
+                self._used.add(name)
+                return name
+        raise AssertionError("unreachable")
+
+
+def add_initializer(graph: ir.Graph, namer: Namer, base: str, array: np.ndarray) -> ir.Value:
+    name = namer(base)
+    value = ir.Value(name=name, const_value=ir.tensor(np.ascontiguousarray(array), name=name))
+    value.shape = ir.Shape(array.shape)
+    value.dtype = ir.DataType.from_numpy(array.dtype)
+    graph.register_initializer(value)
+    return value
+
+
+def make_node(
+    graph_namer: Namer,
+    op_type: str,
+    inputs: list[ir.Value | None],
+    attributes: dict | None = None,
+    *,
+    domain: str = "",
+    num_outputs: int = 1,
+    name: str,
+    output_names: list[str] | None = None,
+) -> ir.Node:
+    node = ir.node(
+        op_type,
+        inputs,
+        attributes,
+        domain=domain,
+        num_outputs=num_outputs,
+        name=graph_namer(name),
+    )
+    names = output_names or [f"{node.name}_out{i}" if i else f"{node.name}_out" for i in range(num_outputs)]
+    for out, base in zip(node.outputs, names):
+        out.name = graph_namer(base)
+    return node
+
+
+def producers_before(graph: ir.Graph) -> dict[ir.Node, int]:
+    """Topological position of every node (the graph is kept sorted)."""
+    return {node: i for i, node in enumerate(graph)}

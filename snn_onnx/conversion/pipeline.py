@@ -1,0 +1,268 @@
+"""``convert``: ANN (.onnx, ModelProto, torch module, timm name) -> spiking ONNX model."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+
+from .. import metadata as md
+from ..errors import CalibrationError, ConversionError, DataError, OutputExistsError
+from ..version import __version__
+from . import analysis, calibrate, cleanup, validate
+from .calibrate import CalibrationConfig, SiteRequest
+from .rewrite import NeuronConfig, NeuronRecord, SnnBuilder, batch_carrying
+
+Inputs = dict[str, np.ndarray]
+
+
+@dataclass
+class ConversionResult:
+    model: onnx.ModelProto
+    path: Path | None
+    time_steps: int
+    neuron: str
+    sites: list[NeuronRecord]
+    compensated: list[str]
+    parity: dict[str, Any]
+    calibration: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [
+            f"SNN: T={self.time_steps}, neuron={self.neuron}, {len(self.sites)} spiking layers, "
+            f"{len(self.compensated)} compensated ops",
+        ]
+        lines += validate.format_parity(self.parity)
+        if self.path is not None:
+            lines.append(f"wrote {self.path}")
+        return "\n".join(lines)
+
+
+def check_output_path(output: str | Path | None, force: bool) -> Path | None:
+    if output is None:
+        return None
+    out = Path(output)
+    if out.exists() and not force:
+        raise OutputExistsError(f"output file exists: {out} (pass force=True / --force to overwrite)")
+    if out.exists() and out.is_dir():
+        raise OutputExistsError(f"output path is a directory: {out}")
+    if not out.parent.exists():
+        raise OutputExistsError(f"output directory does not exist: {out.parent}")
+    return out
+
+
+def save_atomic(model: onnx.ModelProto, out: Path) -> None:
+    """Write to a temporary file beside ``out`` and rename, so a failure never leaves a
+    half-written model in place of the user's file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    try:
+        onnx.save(model, tmp)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def as_inputs(data: Any, ann: onnx.ModelProto) -> Inputs | None:
+    """Normalise calibration data to ``{input name: array}``."""
+    if data is None:
+        return None
+    names = graph_input_names(ann)
+    if isinstance(data, Mapping):
+        missing = [n for n in names if n not in data]
+        if missing:
+            raise DataError(f"data has no array for model input(s) {missing}; it has {sorted(data)}")
+        return {n: np.asarray(data[n]) for n in names}
+    x = getattr(data, "x", data)
+    if len(names) != 1:
+        raise DataError(f"the model has {len(names)} inputs {names}; pass data as a dict by input name")
+    return {names[0]: np.asarray(x)}
+
+
+def graph_input_names(model: onnx.ModelProto) -> list[str]:
+    inits = {i.name for i in model.graph.initializer}
+    return [i.name for i in model.graph.input if i.name not in inits]
+
+
+def random_inputs(ann: onnx.ModelProto, n: int, seed: int = 0) -> Inputs:
+    """Seeded standard-normal inputs for structural checks when no data is given."""
+    rng = np.random.default_rng(seed)
+    out: Inputs = {}
+    inits = {i.name for i in ann.graph.initializer}
+    for inp in ann.graph.input:
+        if inp.name in inits:
+            continue
+        t = inp.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
+        if any(d is None for d in dims[1:]):
+            raise DataError(
+                f"input '{inp.name}' has symbolic dimensions {dims}; give calibration data"
+            )
+        shape = [n if dims[0] is None else dims[0]] + dims[1:]
+        if t.elem_type != onnx.TensorProto.FLOAT:
+            raise DataError(f"input '{inp.name}' is not float; give calibration data")
+        out[inp.name] = rng.standard_normal(shape).astype(np.float32)
+    return out
+
+
+def convert(
+    model: str | Path | onnx.ModelProto | Any,
+    *,
+    time_steps: int = 8,
+    neuron: str | NeuronConfig = "paraif",
+    data: Any = None,
+    calibration: CalibrationConfig | None = None,
+    output: str | Path | None = None,
+    force: bool = False,
+    spike_counts: bool = True,
+    per_step: bool = True,
+    parity_samples: int = 64,
+    input_shape: tuple[int, ...] | None = None,
+    on_progress: Callable[[str, int, int], None] | None = None,
+    source_name: str | None = None,
+) -> ConversionResult:
+    """Convert an ANN to a spiking ONNX model.
+
+    ``model``: path to an .onnx file, an ``onnx.ModelProto``, a torch ``nn.Module`` (needs
+    ``input_shape`` without the batch axis), a timm model name or a ``module:factory`` path.
+    ``data``: calibration samples (array, dict by input name, or a ``snn_onnx.data`` dataset);
+    None uses seeded random inputs (fine for QCFS/clip models, whose thresholds are known).
+    """
+    t0 = time.perf_counter()
+    out = check_output_path(output, force)
+    cfg = NeuronConfig(kind=neuron) if isinstance(neuron, str) else neuron
+    calibration = calibration or CalibrationConfig()
+    from ..export import resolve_model  # lazy: torch only when needed
+
+    ann = resolve_model(model, input_shape=input_shape)
+    source_name = source_name or (str(model) if isinstance(model, (str, Path)) else type(model).__name__)
+    timings = {"load": time.perf_counter() - t0}
+
+    t = time.perf_counter()
+    ir_model, fixed_batch = cleanup.cleanup(ann)
+    clean_proto = ir.to_proto(ir_model)
+    plan = analysis.plan_conversion(ir_model.graph)
+    if not plan.sites:
+        raise ConversionError("the model has no activation (ReLU, Clip(0, λ) or QCFS) to turn into spiking neurons")
+    timings["analyse"] = time.perf_counter() - t
+
+    inputs = as_inputs(data, ann)
+    data_source = "given" if inputs is not None else "random"
+    n_needed = max(calibration.num_samples, parity_samples)
+    if inputs is None:
+        inputs = random_inputs(ann, min(n_needed, 64), seed=calibration.seed)
+    n_avail = len(next(iter(inputs.values())))
+    if n_avail == 0:
+        raise DataError("calibration data is empty")
+
+    # thresholds: from the ANN where it carries them (Clip max, QCFS λ), else calibrated
+    t = time.perf_counter()
+    need = [s for s in plan.sites if s.threshold is None]
+    requests = [
+        SiteRequest(s.name, s.input.name, _channel_axis(s)) for s in need
+    ]
+    bs = fixed_batch or calibration.batch_size
+    cal_cfg = calibration if bs == calibration.batch_size else _with_batch(calibration, bs)
+    progress = (lambda k: on_progress("calibrate", k, min(n_avail, cal_cfg.num_samples))) if on_progress else None
+    stats = calibrate.collect(clean_proto, requests, inputs, cal_cfg, progress)
+    timings["calibrate"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    builder = SnnBuilder(ir_model, time_steps)
+    graph = ir_model.graph
+    records: list[NeuronRecord] = []
+    # compensation first: it looks values up in plan.time_varying, which names the ANN's
+    # activation outputs; the neurons then take over all their uses
+    for node in plan.compensated:
+        builder.compensate(node, plan.time_varying)
+    for site in plan.sites:
+        if site.threshold is not None:
+            th, axis, src, dead = site.threshold, site.channel_axis, site.kind, []
+        else:
+            th, dead = stats[site.name]
+            axis, src = _channel_axis(site), f"calibration:{calibration.method}"
+        th = np.asarray(th, dtype=np.float32)
+        if not np.all(np.isfinite(th)) or np.any(th <= 0):
+            raise CalibrationError(f"site '{site.name}': threshold must be finite and > 0, got {th.ravel()[:4]}")
+        v_init = site.extra.get("shift", cfg.v_init)
+        in_name = site.input.name
+        node, counts = builder.add_neuron(site, th, axis, cfg, spike_counts, v_init)
+        records.append(
+            NeuronRecord(
+                site=site.name, kind=site.kind, op=node.op_type, node=node.name, input=in_name,
+                output=node.outputs[0].name, counts=counts, threshold=[float(v) for v in th.ravel()],
+                channel_axis=axis if th.ndim == 1 else None, threshold_source=src, dead_channels=len(dead),
+            )
+        )
+    static = [v for v in graph.inputs if v.name not in graph.initializers]
+    carrying = batch_carrying(graph, static)
+    builder.fix_reshapes(carrying, fixed_batch)
+    builder.time_entry(static)
+    per_step_names = builder.time_exit(per_step)
+    for v in static:
+        if v.shape is not None and len(v.shape) and fixed_batch is not None:
+            v.shape = ir.Shape(["batch", *list(v.shape)[1:]])
+    graph.sort()
+    snn = ir.to_proto(ir_model)
+    del snn.graph.value_info[:]  # shapes inferred for the ANN batch; ORT re-infers for T*B
+    timings["rewrite"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    validate.check_graph(snn)
+    n_par = min(parity_samples, n_avail)
+    parity_inputs = {k: v[:n_par] for k, v in inputs.items()}
+    parity = validate.parity(ann, snn, parity_inputs, batch_size=bs if fixed_batch else 16)
+    parity["samples"] = n_par
+    parity["data"] = data_source
+    timings["validate"] = time.perf_counter() - t
+
+    cal_meta = {
+        **calibration.describe(),
+        "data": data_source,
+        "num_samples": min(n_avail, calibration.num_samples),
+        "sites_calibrated": len(need),
+        "sites_from_ann": len(plan.sites) - len(need),
+    }
+    md.write(
+        snn,
+        {
+            md.VERSION: __version__,
+            md.TIME_STEPS: time_steps,
+            md.NEURON: cfg.describe(),
+            md.CALIBRATION: cal_meta,
+            md.PARITY: parity,
+            md.SITES: [r.__dict__ for r in records],
+            md.COMPENSATED: [n.name for n in plan.compensated],
+            md.INPUTS: {v.name: "static" for v in static},
+            md.OUTPUTS: per_step_names,
+            md.SOURCE: source_name,
+        },
+    )
+    if out is not None:
+        save_atomic(snn, out)
+    timings["total"] = time.perf_counter() - t0
+    return ConversionResult(
+        model=snn, path=out, time_steps=time_steps, neuron=cfg.kind, sites=records,
+        compensated=[n.name for n in plan.compensated], parity=parity, calibration=cal_meta,
+        seconds=timings,
+    )
+
+
+def _channel_axis(site) -> int:
+    rank = len(site.input.shape) if site.input.shape is not None else 4
+    return -1 if rank == 3 else 1
+
+
+def _with_batch(cfg: CalibrationConfig, bs: int) -> CalibrationConfig:
+    from dataclasses import replace
+
+    return replace(cfg, batch_size=bs)

@@ -1,0 +1,137 @@
+"""Accuracy of the ANN and of its SNN conversions over time steps and neuron types.
+
+The IF neuron is causal, so one run at T_max gives the accuracy at every t <= T_max from the
+running-mean output (anytime accuracy). The ParaIF neuron looks at all T steps at once, so
+each T is converted and run separately.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from .conversion.calibrate import CalibrationConfig
+from .conversion.pipeline import as_inputs, convert
+from .conversion.validate import run_batched
+from .errors import DataError
+from .runtime.session import Session
+
+
+@dataclass
+class EvalRow:
+    neuron: str
+    time_steps: int
+    ann_accuracy: float
+    snn_accuracy: float
+    agreement: float  # fraction of samples where SNN and ANN predict the same class
+    firing_rate: float | None = None  # mean spikes per neuron per step (all layers)
+    parity_rel_max_diff: float | None = None
+
+
+@dataclass
+class EvalResult:
+    rows: list[EvalRow]
+    samples: int
+    ann_accuracy: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def table(self) -> str:
+        head = f"{'neuron':<8}{'T':>4}  {'ANN acc':>8}  {'SNN acc':>8}  {'Δ acc':>7}  {'agree':>7}  {'rate':>6}"
+        lines = [head, "-" * len(head)]
+        for r in self.rows:
+            rate = "" if r.firing_rate is None else f"{r.firing_rate:.3f}"
+            lines.append(
+                f"{r.neuron:<8}{r.time_steps:>4}  {100 * r.ann_accuracy:>7.2f}%  {100 * r.snn_accuracy:>7.2f}%  "
+                f"{100 * (r.snn_accuracy - r.ann_accuracy):>+6.2f}  {100 * r.agreement:>6.2f}%  {rate:>6}"
+            )
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "samples": self.samples,
+            "ann_accuracy": self.ann_accuracy,
+            "rows": [r.__dict__ for r in self.rows],
+            **self.details,
+        }
+
+
+def _logits_name(model: onnx.ModelProto) -> str:
+    return model.graph.output[0].name
+
+
+def evaluate(
+    ann: onnx.ModelProto,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    calib_x: np.ndarray,
+    *,
+    time_steps: Sequence[int] = (1, 2, 4, 8, 16, 32),
+    neurons: Sequence[str] = ("if", "paraif"),
+    calibration: CalibrationConfig | None = None,
+    batch_size: int = 64,
+    on_step: Callable[[str], None] | None = None,
+) -> EvalResult:
+    """ANN vs SNN accuracy on ``(test_x, test_y)``; thresholds calibrated on ``calib_x``."""
+    if test_y is None:
+        raise DataError("evaluation needs labelled data (y)")
+    time_steps = sorted(set(int(t) for t in time_steps))
+    calibration = calibration or CalibrationConfig()
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    ann_sess = ort.InferenceSession(ann.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    name = _logits_name(ann)
+    feed = as_inputs(test_x, ann)
+    (ann_logits,) = run_batched(ann_sess, feed, [name], batch_size)
+    ann_pred = ann_logits.argmax(-1)
+    ann_acc = float(np.mean(ann_pred == test_y))
+    rows: list[EvalRow] = []
+
+    def tick(msg: str) -> None:
+        if on_step:
+            on_step(msg)
+
+    for neuron in neurons:
+        if neuron == "if":
+            t_max = max(time_steps)
+            res = convert(ann, time_steps=t_max, neuron="if", data=calib_x, calibration=calibration, parity_samples=16)
+            sess = Session(res.model)
+            per_step, counts = _run(sess, test_x, batch_size, name)
+            for t in time_steps:
+                pred = per_step[t - 1].argmax(-1)
+                rows.append(EvalRow("if", t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
+                                    _rate(counts, t, len(test_x))))
+                tick(f"if T={t}")
+        else:
+            for t in time_steps:
+                res = convert(ann, time_steps=t, neuron=neuron, data=calib_x, calibration=calibration, parity_samples=16)
+                sess = Session(res.model)
+                per_step, counts = _run(sess, test_x, batch_size, name)
+                pred = per_step[-1].argmax(-1)
+                rows.append(EvalRow(neuron, t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
+                                    _rate(counts, t, len(test_x)), res.parity[name]["rel_max_diff"]))
+                tick(f"{neuron} T={t}")
+    return EvalResult(rows, len(test_x), ann_acc)
+
+
+def _run(sess: Session, x: np.ndarray, batch_size: int, name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Running-mean outputs [T, N, ...] and spike counts summed over all batches."""
+    steps, counts = [], {}
+    for s in range(0, len(x), batch_size):
+        out = sess.run(x[s : s + batch_size])
+        steps.append(out.per_step[name])
+        for k, v in out.spike_counts.items():
+            counts[k] = counts[k] + v if k in counts else v.copy()
+    return np.concatenate(steps, axis=1), counts
+
+
+def _rate(counts: dict[str, np.ndarray], t: int, n: int) -> float | None:
+    """Mean firing rate over all neurons of all layers during the first t steps."""
+    if not counts:
+        return None
+    spikes = sum(float(c[:t].sum()) for c in counts.values())
+    neurons = sum(c[0].size for c in counts.values())
+    return spikes / (neurons * n * t)

@@ -1,0 +1,122 @@
+"""PyTorch / timm -> ONNX with a dynamic batch axis (torch.onnx's dynamo exporter)."""
+
+from __future__ import annotations
+
+import importlib
+import io
+import warnings
+from pathlib import Path
+
+import onnx
+
+from ..errors import ModelLoadError, OptionalDependencyError
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        raise OptionalDependencyError("exporting from PyTorch needs torch: pip install 'snn-onnx[torch]'") from None
+    return torch
+
+
+def export_module(module, input_shape: tuple[int, ...], opset: int = 18, exporter: str = "auto") -> onnx.ModelProto:
+    """Export an ``nn.Module`` in eval mode with a dynamic batch axis.
+
+    ``exporter``: "legacy" (TorchScript, seconds), "dynamo" (torch.export, the default of
+    torch.onnx, ~10x slower but handles more models) or "auto" (legacy, then dynamo if the
+    legacy exporter cannot express the model)."""
+    torch = _torch()
+    if exporter not in ("auto", "legacy", "dynamo"):
+        raise ModelLoadError(f"exporter must be auto, legacy or dynamo, got {exporter!r}")
+    module = module.eval()
+    x = torch.randn(2, *input_shape)
+    errors = []
+    for kind in (["legacy", "dynamo"] if exporter == "auto" else [exporter]):
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")
+            try:
+                return _export(torch, module, x, opset, kind)
+            except Exception as err:
+                errors.append(f"{kind}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}")
+    raise ModelLoadError(f"torch.onnx.export failed for {type(module).__name__} ({'; '.join(errors)})")
+
+
+def _export(torch, module, x, opset: int, kind: str) -> onnx.ModelProto:
+    if kind == "dynamo":
+        program = torch.onnx.export(
+            module, (x,), dynamo=True, opset_version=opset, verbose=False,
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            input_names=["input"], output_names=["logits"],
+        )
+        return program.model_proto
+    buf = io.BytesIO()
+    torch.onnx.export(
+        module, (x,), buf, dynamo=False, opset_version=opset,
+        input_names=["input"], output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    return onnx.load_from_string(buf.getvalue())
+
+
+def load_checkpoint(module, checkpoint: str | Path) -> None:
+    torch = _torch()
+    p = Path(checkpoint)
+    if not p.exists():
+        raise ModelLoadError(f"checkpoint not found: {p}")
+    try:
+        state = torch.load(str(p), map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ModelLoadError(f"cannot read checkpoint {p}: {str(err).splitlines()[0]}") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    try:
+        module.load_state_dict(state)
+    except Exception as err:
+        raise ModelLoadError(f"checkpoint {p} does not fit the model: {str(err).splitlines()[0]}") from None
+
+
+def build_module(spec: str, *, num_classes: int | None = None, qcfs_levels: int | None = None, checkpoint: str | Path | None = None, **kwargs):
+    """A torch module from a timm model name (random init unless ``checkpoint``) or a
+    ``package.module:factory`` path (called with no arguments)."""
+    _torch()
+    if ":" in spec:
+        mod_name, _, attr = spec.partition(":")
+        try:
+            factory = getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as err:
+            raise ModelLoadError(f"cannot import model factory '{spec}': {err}") from None
+        module = factory()
+    else:
+        try:
+            import timm
+        except ImportError:
+            raise OptionalDependencyError("timm model names need timm: pip install 'snn-onnx[torch]'") from None
+        if not timm.is_model(spec):
+            raise ModelLoadError(f"'{spec}' is neither an .onnx file, a 'module:factory' path nor a timm model name")
+        kw = dict(pretrained=False, **kwargs)
+        if num_classes is not None:
+            kw["num_classes"] = num_classes
+        module = timm.create_model(spec, **kw)
+    if qcfs_levels is not None:
+        from snn_onnx_models.qcfs import qcfsify
+
+        qcfsify(module, qcfs_levels)
+    if checkpoint is not None:
+        load_checkpoint(module, checkpoint)
+    return module.eval()
+
+
+def default_input_shape(module) -> tuple[int, ...] | None:
+    cfg = getattr(module, "pretrained_cfg", None) or getattr(module, "default_cfg", None)
+    if cfg and "input_size" in cfg:
+        return tuple(cfg["input_size"])
+    return None
+
+
+def export_spec(spec: str, *, input_shape: tuple[int, ...] | None = None, **kwargs) -> onnx.ModelProto:
+    module = build_module(spec, **kwargs)
+    shape = input_shape or default_input_shape(module)
+    if shape is None:
+        raise ModelLoadError(f"give the input shape for '{spec}' (e.g. --input-shape 3,32,32)")
+    return export_module(module, tuple(shape))

@@ -1,0 +1,186 @@
+"""NumPy reference semantics of every ``snn_onnx`` op: the executable form of docs/ops.md.
+
+Kernels (C++, CUDA) must reproduce these bit-for-bit on spikes and to float tolerance on
+values. To make that possible the float32 order of operations is part of the definition:
+every sum over time is sequential in t (never pairwise), products and sums are rounded
+separately (kernels are built without FMA contraction), and comparisons use the exact
+expressions written here.
+
+Tensors use the folded time layout: ``x.shape[0] == T*B``, row ``t*B + b``.
+Each spiking op returns ``(y, counts)``; ``counts`` has shape ``[T, *x.shape[1:]]`` (int64)
+and holds, per step and neuron, the number of spikes summed over the batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import OpInputError
+from .schema import RESET_MODES
+
+F32 = np.float32
+
+
+def split_time(x: np.ndarray, time_steps: int, op: str = "op") -> np.ndarray:
+    """View ``[T*B, ...]`` as ``[T, B, ...]``; refuse a leading dim not divisible by T."""
+    if time_steps < 1:
+        raise OpInputError(f"{op}: time_steps must be >= 1, got {time_steps}")
+    if x.ndim < 1:
+        raise OpInputError(f"{op}: input must have at least one dimension (the T*B axis)")
+    if x.shape[0] % time_steps != 0:
+        raise OpInputError(
+            f"{op}: leading dimension {x.shape[0]} is not divisible by time_steps {time_steps}"
+        )
+    return x.reshape((time_steps, x.shape[0] // time_steps) + x.shape[1:])
+
+
+def broadcast_param(
+    p: np.ndarray | float, x_shape: tuple[int, ...], channel_axis: int, op: str, name: str
+) -> np.ndarray:
+    """Shape a scalar or per-channel parameter so it broadcasts against one time step
+    ``[B, *x.shape[1:]]``. ``channel_axis`` indexes the full input shape (so 1 is C in NCHW)."""
+    p = np.asarray(p, dtype=F32)
+    rank = len(x_shape)
+    if p.size == 1:
+        return p.reshape(())
+    if p.ndim != 1:
+        raise OpInputError(f"{op}: {name} must be a scalar or 1-D per-channel, got shape {p.shape}")
+    axis = channel_axis + rank if channel_axis < 0 else channel_axis
+    if not 1 <= axis < rank:
+        raise OpInputError(f"{op}: channel_axis {channel_axis} is out of range for rank {rank}")
+    if x_shape[axis] != p.shape[0]:
+        raise OpInputError(
+            f"{op}: {name} has {p.shape[0]} values but input dimension {axis} is {x_shape[axis]}"
+        )
+    shape = [1] * rank
+    shape[axis] = p.shape[0]
+    return p.reshape(shape)
+
+
+def _positive(theta: np.ndarray, op: str, name: str) -> None:
+    if not np.all(np.isfinite(theta)) or np.any(theta <= 0):
+        raise OpInputError(f"{op}: {name} must be finite and > 0, got min {float(np.min(theta))}")
+
+
+def if_neuron(
+    x: np.ndarray,
+    threshold: np.ndarray | float,
+    *,
+    time_steps: int,
+    v_init: float = 0.5,
+    leak: float = 1.0,
+    reset: str = "subtract",
+    signed: int = 0,
+    signed_eps: float = 1e-3,
+    channel_axis: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Integrate-and-fire neuron, sequential over time (docs/ops.md#ifneuron)."""
+    op = "IFNeuron"
+    x = np.asarray(x, dtype=F32)
+    xt = split_time(x, time_steps, op)
+    if reset not in RESET_MODES:
+        raise OpInputError(f"{op}: reset must be one of {RESET_MODES}, got {reset!r}")
+    theta = broadcast_param(threshold, x.shape, channel_axis, op, "threshold")
+    _positive(theta, op, "threshold")
+    leak32, eps32 = F32(leak), F32(signed_eps)
+    step_shape = xt.shape[1:]
+    v = np.broadcast_to(F32(v_init) * theta, step_shape).astype(F32)
+    net = np.zeros(step_shape, dtype=np.int64)  # spikes emitted so far (+1 / -1 summed)
+    y = np.empty_like(xt)
+    counts = np.empty((time_steps,) + x.shape[1:], dtype=np.int64)
+    for t in range(time_steps):
+        v = leak32 * v + xt[t]
+        s = (v >= theta).astype(F32)
+        if signed:
+            neg = (v <= -eps32) & (net > 0) & (s == 0)
+            s = s - neg.astype(F32)
+        net += s.astype(np.int64)
+        out = s * theta
+        y[t] = out
+        if reset == "subtract":
+            v = v - out
+        else:
+            v = np.where(s != 0, F32(0), v)
+        counts[t] = np.count_nonzero(s, axis=0)
+    return y.reshape(x.shape), counts
+
+
+def para_if_neuron(
+    x: np.ndarray,
+    theta_pre: np.ndarray | float,
+    theta_post: np.ndarray | float | None = None,
+    bias: np.ndarray | float | None = None,
+    *,
+    time_steps: int,
+    v_init: float = 0.5,
+    channel_axis: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Parallel spiking neuron (docs/ops.md#paraifneuron).
+
+    With ``acc`` the sequential float32 sum of ``x_t`` over all T steps, step ``t = 1..T``
+    fires iff ``acc + bias >= t * theta_pre`` (the spec's ``(T/t) m + bias/t >= theta_pre``
+    multiplied by t), so a neuron fires on its first ``clamp(floor((acc+bias)/theta_pre), 0, T)``
+    steps and the mean output is QCFS of the mean input."""
+    op = "ParaIFNeuron"
+    x = np.asarray(x, dtype=F32)
+    xt = split_time(x, time_steps, op)
+    th_pre = broadcast_param(theta_pre, x.shape, channel_axis, op, "theta_pre")
+    _positive(th_pre, op, "theta_pre")
+    th_post = (
+        th_pre
+        if theta_post is None
+        else broadcast_param(theta_post, x.shape, channel_axis, op, "theta_post")
+    )
+    _positive(th_post, op, "theta_post")
+    b = F32(v_init) * th_pre if bias is None else broadcast_param(bias, x.shape, channel_axis, op, "bias")
+    acc = xt[0].copy()
+    for t in range(1, time_steps):
+        acc = acc + xt[t]
+    drive = acc + b
+    y = np.empty_like(xt)
+    counts = np.empty((time_steps,) + x.shape[1:], dtype=np.int64)
+    for t in range(time_steps):
+        fire = drive >= F32(t + 1) * th_pre
+        y[t] = np.where(fire, th_post, F32(0)).astype(F32)
+        counts[t] = np.count_nonzero(fire, axis=0)
+    return y.reshape(x.shape), counts
+
+
+def temporal_mean(x: np.ndarray, *, time_steps: int) -> np.ndarray:
+    """Running mean over time: ``y_t = (1/t) * sum_{tau<=t} x_tau`` (t 1-based)."""
+    x = np.asarray(x, dtype=F32)
+    xt = split_time(x, time_steps, "TemporalMean")
+    y = np.empty_like(xt)
+    acc = np.zeros_like(xt[0])
+    for t in range(time_steps):
+        acc = acc + xt[t]
+        y[t] = acc / F32(t + 1)
+    return y.reshape(x.shape)
+
+
+def temporal_delta(x: np.ndarray, *, time_steps: int) -> np.ndarray:
+    """Inverse of the running mean: ``y_1 = x_1``, ``y_t = t*x_t - (t-1)*x_{t-1}``."""
+    x = np.asarray(x, dtype=F32)
+    xt = split_time(x, time_steps, "TemporalDelta")
+    y = np.empty_like(xt)
+    y[0] = xt[0]
+    for t in range(1, time_steps):
+        y[t] = F32(t + 1) * xt[t] - F32(t) * xt[t - 1]
+    return y.reshape(x.shape)
+
+
+def qcfs(x: np.ndarray, threshold: np.ndarray | float, levels: int, shift: float = 0.5) -> np.ndarray:
+    """QCFS activation of the ANN: ``theta/L * clamp(floor(x*L/theta + shift), 0, L)``.
+
+    Not an op of the SNN graph: it is what a ParaIFNeuron with T = L reproduces on the mean."""
+    theta = np.asarray(threshold, dtype=F32)
+    q = np.clip(np.floor(x * (F32(levels) / theta) + F32(shift)), 0, levels)
+    return (q * (theta / F32(levels))).astype(F32)
+
+
+REFERENCES = {
+    "IFNeuron": if_neuron,
+    "ParaIFNeuron": para_if_neuron,
+    "TemporalMean": temporal_mean,
+    "TemporalDelta": temporal_delta,
+}

@@ -1,0 +1,63 @@
+"""Names, inputs and attribute defaults of the ``snn_onnx`` ops: the one place they are written.
+
+The converter, the NumPy references, the docs and the tests all read these tables; the C++
+and CUDA kernels repeat the defaults (they cannot import Python) and the kernel tests check
+that both agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DOMAIN = "snn_onnx"
+OPSET_VERSION = 1
+
+
+@dataclass(frozen=True)
+class OpSchema:
+    name: str
+    inputs: tuple[str, ...]  # trailing names after `n_required` are optional
+    n_required: int
+    attributes: dict[str, object] = field(default_factory=dict)  # name -> default (None: required)
+    has_spike_counts: bool = False  # optional second output: int64 counts [T, *x.shape[1:]]
+
+
+IF_NEURON = OpSchema(
+    name="IFNeuron",
+    inputs=("x", "threshold"),
+    n_required=2,
+    attributes={
+        "time_steps": None,
+        "v_init": 0.5,
+        "leak": 1.0,
+        "reset": "subtract",
+        "signed": 0,
+        "signed_eps": 1e-3,
+        "channel_axis": 1,
+    },
+    has_spike_counts=True,
+)
+
+PARA_IF_NEURON = OpSchema(
+    name="ParaIFNeuron",
+    inputs=("x", "theta_pre", "theta_post", "bias"),
+    n_required=2,
+    attributes={"time_steps": None, "v_init": 0.5, "channel_axis": 1},
+    has_spike_counts=True,
+)
+
+TEMPORAL_MEAN = OpSchema(
+    name="TemporalMean", inputs=("x",), n_required=1, attributes={"time_steps": None}
+)
+
+TEMPORAL_DELTA = OpSchema(
+    name="TemporalDelta", inputs=("x",), n_required=1, attributes={"time_steps": None}
+)
+
+ALL_OPS: dict[str, OpSchema] = {
+    s.name: s for s in (IF_NEURON, PARA_IF_NEURON, TEMPORAL_MEAN, TEMPORAL_DELTA)
+}
+
+SPIKING_OPS = frozenset(name for name, s in ALL_OPS.items() if s.has_spike_counts)
+RESET_MODES = ("subtract", "zero")
+

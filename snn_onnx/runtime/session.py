@@ -1,0 +1,140 @@
+"""``Session``: run a converted SNN, get its outputs and per-layer spike counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from .. import metadata as md
+from ..conversion.load import load_onnx
+from ..errors import DataError, ModelLoadError, SnnOnnxError
+
+
+def make_session(
+    model: str | Path | onnx.ModelProto | bytes,
+    providers: Sequence[str] | None = None,
+    sess_options: ort.SessionOptions | None = None,
+) -> ort.InferenceSession:
+    """An ORT session with the snn_onnx op library registered."""
+    from ..library import session_options
+
+    so = session_options(sess_options)
+    providers = list(providers or ["CPUExecutionProvider"])
+    available = ort.get_available_providers()
+    missing = [p for p in providers if p not in available]
+    if missing:
+        raise SnnOnnxError(
+            f"execution provider(s) {missing} not available in this onnxruntime build "
+            f"(available: {available}); for CUDA install onnxruntime-gpu"
+        )
+    if isinstance(model, onnx.ModelProto):
+        model = model.SerializeToString()
+    elif isinstance(model, Path):
+        model = str(model)
+    try:
+        return ort.InferenceSession(model, so, providers=providers)
+    except Exception as err:
+        raise SnnOnnxError(f"ONNX Runtime could not load the model: {err}") from None
+
+
+@dataclass
+class SnnOutput:
+    """Outputs of one SNN run. ``outputs``: mean over T (same names as the ANN);
+    ``per_step``: running mean after each step ``[T, B, ...]``; ``spike_counts``: per spiking
+    layer, spikes per step and neuron summed over the batch ``[T, *neuron shape]``."""
+
+    outputs: dict[str, np.ndarray]
+    per_step: dict[str, np.ndarray] = field(default_factory=dict)
+    spike_counts: dict[str, np.ndarray] = field(default_factory=dict)
+    batch_size: int = 0
+    time_steps: int = 0
+
+    def firing_rates(self) -> dict[str, float]:
+        """Spikes per neuron per time step, per layer."""
+        return {
+            site: float(c.sum()) / (c.size * self.batch_size) if c.size else 0.0
+            for site, c in self.spike_counts.items()
+        }
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.outputs[name]
+
+
+class Session:
+    """Load a converted SNN and run it.
+
+    >>> sess = Session("model.snn.onnx")
+    >>> out = sess.run(x)             # x: [B, ...] like the ANN's input
+    >>> out.outputs["logits"], out.firing_rates()
+    """
+
+    def __init__(
+        self,
+        model: str | Path | onnx.ModelProto,
+        providers: Sequence[str] | None = None,
+        sess_options: ort.SessionOptions | None = None,
+    ):
+        proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
+        meta = md.read(proto)
+        if "time_steps" not in meta:
+            where = model if not isinstance(model, onnx.ModelProto) else "model"
+            raise ModelLoadError(f"{where} is not an snn-onnx SNN (no snn_onnx.time_steps metadata); convert it first")
+        self.metadata: dict[str, Any] = meta
+        self.time_steps: int = meta["time_steps"]
+        self.sites: list[dict] = meta.get("sites", [])
+        self._counts = {s["counts"]: s["site"] for s in self.sites if s.get("counts")}
+        self._per_step = {v: k for k, v in meta.get("outputs", {}).items()}
+        self.model = proto
+        self._sess = make_session(proto, providers, sess_options)
+        self.input_names = [i.name for i in self._sess.get_inputs()]
+        self._input_meta = {i.name: i for i in self._sess.get_inputs()}
+        self.output_names = [o.name for o in self._sess.get_outputs() if o.name not in self._counts and o.name not in self._per_step]
+        self.providers = self._sess.get_providers()
+
+    @property
+    def inner(self) -> ort.InferenceSession:
+        return self._sess
+
+    def _feed(self, inputs: np.ndarray | Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not isinstance(inputs, Mapping):
+            if len(self.input_names) != 1:
+                raise DataError(f"the model has inputs {self.input_names}; pass a dict")
+            inputs = {self.input_names[0]: inputs}
+        feed = {}
+        for name in self.input_names:
+            if name not in inputs:
+                raise DataError(f"missing input '{name}' (model inputs: {self.input_names})")
+            arr = np.asarray(inputs[name])
+            shape = self._input_meta[name].shape
+            if len(shape) != arr.ndim or any(isinstance(d, int) and d != a for d, a in zip(shape[1:], arr.shape[1:])):
+                raise DataError(f"input '{name}' has shape {list(arr.shape)}, the model expects {shape}")
+            if self._input_meta[name].type == "tensor(float)":
+                arr = arr.astype(np.float32, copy=False)
+            feed[name] = arr
+        return feed
+
+    def run(self, inputs: np.ndarray | Mapping[str, np.ndarray], spike_counts: bool = True, per_step: bool = True) -> SnnOutput:
+        feed = self._feed(inputs)
+        names = list(self.output_names)
+        if per_step:
+            names += list(self._per_step)
+        if spike_counts:
+            names += list(self._counts)
+        try:
+            values = self._sess.run(names, feed)
+        except Exception as err:
+            raise SnnOnnxError(f"SNN run failed: {err}") from None
+        res = dict(zip(names, values))
+        batch = len(next(iter(feed.values())))
+        return SnnOutput(
+            outputs={n: res[n] for n in self.output_names},
+            per_step={self._per_step[n]: res[n] for n in names if n in self._per_step},
+            spike_counts={self._counts[n]: res[n] for n in names if n in self._counts},
+            batch_size=batch,
+            time_steps=self.time_steps,
+        )
