@@ -129,6 +129,7 @@ def convert(
     input_shape: tuple[int, ...] | None = None,
     on_progress: Callable[[str, int, int], None] | None = None,
     source_name: str | None = None,
+    event_inputs: tuple[str, ...] = (),
 ) -> ConversionResult:
     """Convert an ANN to a spiking ONNX model.
 
@@ -136,6 +137,10 @@ def convert(
     ``input_shape`` without the batch axis), a timm model name or a ``module:factory`` path.
     ``data``: calibration samples (array, dict by input name, or a ``snn_onnx.data`` dataset);
     None uses seeded random inputs (fine for QCFS/clip models, whose thresholds are known).
+    ``event_inputs``: names of inputs that already carry one frame per step (DVS events):
+    the SNN takes them as ``[T*B, ...]`` (time-major) instead of repeating a static input.
+    Calibration and the parity check then feed the ANN each frame as a sample and the SNN
+    the same frame repeated over time.
     """
     t0 = time.perf_counter()
     out = check_output_path(output, force)
@@ -203,14 +208,22 @@ def convert(
                 channel_axis=axis if th.ndim == 1 else None, threshold_source=src, dead_channels=len(dead),
             )
         )
-    static = [v for v in graph.inputs if v.name not in graph.initializers]
-    carrying = batch_carrying(graph, static)
+    data_inputs = [v for v in graph.inputs if v.name not in graph.initializers]
+    unknown = sorted(set(event_inputs) - {v.name for v in data_inputs})
+    if unknown:
+        raise ConversionError(f"event input(s) {unknown} are not inputs of the model ({[v.name for v in data_inputs]})")
+    static = [v for v in data_inputs if v.name not in event_inputs]
+    carrying = batch_carrying(graph, data_inputs)
     builder.fix_reshapes(carrying, fixed_batch)
     builder.time_entry(static)
     per_step_names = builder.time_exit(per_step)
-    for v in static:
-        if v.shape is not None and len(v.shape) and fixed_batch is not None:
-            v.shape = ir.Shape(["batch", *list(v.shape)[1:]])
+    for v in data_inputs:
+        if v.shape is not None and len(v.shape):
+            if v.name in event_inputs:
+                v.shape = ir.Shape(["time_x_batch", *list(v.shape)[1:]])
+            elif fixed_batch is not None:
+                v.shape = ir.Shape(["batch", *list(v.shape)[1:]])
+    ir.passes.common.RemoveUnusedNodesPass()(ir_model)  # e.g. constants of replaced QCFS chains
     graph.sort()
     snn = ir.to_proto(ir_model)
     del snn.graph.value_info[:]  # shapes inferred for the ANN batch; ORT re-infers for T*B
@@ -220,7 +233,8 @@ def convert(
     validate.check_graph(snn)
     n_par = min(parity_samples, n_avail)
     parity_inputs = {k: v[:n_par] for k, v in inputs.items()}
-    parity = validate.parity(ann, snn, parity_inputs, batch_size=bs if fixed_batch else 16)
+    parity = validate.parity(ann, snn, parity_inputs, batch_size=bs if fixed_batch else 16,
+                             event_inputs=event_inputs, time_steps=time_steps)
     parity["samples"] = n_par
     parity["data"] = data_source
     timings["validate"] = time.perf_counter() - t
@@ -242,7 +256,7 @@ def convert(
             md.PARITY: parity,
             md.SITES: [r.__dict__ for r in records],
             md.COMPENSATED: [n.name for n in plan.compensated],
-            md.INPUTS: {v.name: "static" for v in static},
+            md.INPUTS: {v.name: ("event" if v.name in event_inputs else "static") for v in data_inputs},
             md.OUTPUTS: per_step_names,
             md.SOURCE: source_name,
         },

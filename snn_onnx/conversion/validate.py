@@ -48,8 +48,16 @@ def compare(ann_out: np.ndarray, snn_out: np.ndarray) -> dict[str, float]:
     return out
 
 
-def parity(ann: onnx.ModelProto, snn: onnx.ModelProto, inputs: dict[str, np.ndarray], batch_size: int = 16) -> dict[str, Any]:
-    """Run both models on the same samples and compare every ANN output with the SNN's."""
+def parity(
+    ann: onnx.ModelProto,
+    snn: onnx.ModelProto,
+    inputs: dict[str, np.ndarray],
+    batch_size: int = 16,
+    event_inputs: tuple[str, ...] = (),
+    time_steps: int = 1,
+) -> dict[str, Any]:
+    """Run both models on the same samples and compare every ANN output with the SNN's.
+    Event inputs get each sample repeated over the T steps (``[T*B, ...]``, time-major)."""
     from ..runtime.session import make_session
 
     so = ort.SessionOptions()
@@ -58,7 +66,15 @@ def parity(ann: onnx.ModelProto, snn: onnx.ModelProto, inputs: dict[str, np.ndar
     snn_sess = make_session(snn, providers=["CPUExecutionProvider"])
     names = [o.name for o in ann.graph.output]
     a = run_batched(ann_sess, inputs, names, batch_size)
-    s = run_batched(snn_sess, inputs, names, batch_size)
+    if event_inputs:
+        parts = []
+        for st in range(0, len(next(iter(inputs.values()))), batch_size):
+            feed = {k: v[st : st + batch_size] for k, v in inputs.items()}
+            feed = {k: np.tile(v, (time_steps,) + (1,) * (v.ndim - 1)) if k in event_inputs else v for k, v in feed.items()}
+            parts.append(snn_sess.run(names, feed))
+        s = [np.concatenate(p) for p in zip(*parts)]
+    else:
+        s = run_batched(snn_sess, inputs, names, batch_size)
     return {name: compare(x, y) for name, x, y in zip(names, a, s)}
 
 

@@ -54,8 +54,18 @@ TEMPORAL_DELTA = OpSchema(
     name="TemporalDelta", inputs=("x",), n_required=1, attributes={"time_steps": None}
 )
 
+# Two-sided multi-threshold neuron for transformers (Huang et al., 2024); spec in docs/ops.md.
+MULTI_THRESHOLD_NEURON = OpSchema(
+    name="MultiThresholdNeuron",
+    inputs=("x", "scale_pos", "scale_neg"),
+    n_required=3,
+    attributes={"time_steps": None, "levels": 8, "channel_axis": -1},
+    has_spike_counts=True,
+)
+
 ALL_OPS: dict[str, OpSchema] = {
-    s.name: s for s in (IF_NEURON, PARA_IF_NEURON, TEMPORAL_MEAN, TEMPORAL_DELTA)
+    s.name: s
+    for s in (IF_NEURON, PARA_IF_NEURON, MULTI_THRESHOLD_NEURON, TEMPORAL_MEAN, TEMPORAL_DELTA)
 }
 
 SPIKING_OPS = frozenset(name for name, s in ALL_OPS.items() if s.has_spike_counts)

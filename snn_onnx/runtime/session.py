@@ -23,6 +23,9 @@ def make_session(
     """An ORT session with the snn_onnx op library registered."""
     from ..library import session_options
 
+    if sess_options is None:
+        sess_options = ort.SessionOptions()
+        sess_options.log_severity_level = 3  # ORT's warnings are about graph cosmetics
     so = session_options(sess_options)
     providers = list(providers or ["CPUExecutionProvider"])
     available = ort.get_available_providers()
@@ -89,6 +92,7 @@ class Session:
         self.sites: list[dict] = meta.get("sites", [])
         self._counts = {s["counts"]: s["site"] for s in self.sites if s.get("counts")}
         self._per_step = {v: k for k, v in meta.get("outputs", {}).items()}
+        self.input_kinds: dict[str, str] = meta.get("inputs", {})
         self.model = proto
         self._sess = make_session(proto, providers, sess_options)
         self.input_names = [i.name for i in self._sess.get_inputs()]
@@ -113,6 +117,11 @@ class Session:
             shape = self._input_meta[name].shape
             if len(shape) != arr.ndim or any(isinstance(d, int) and d != a for d, a in zip(shape[1:], arr.shape[1:])):
                 raise DataError(f"input '{name}' has shape {list(arr.shape)}, the model expects {shape}")
+            if self.input_kinds.get(name) == "event" and arr.shape[0] % self.time_steps:
+                raise DataError(
+                    f"event input '{name}' has {arr.shape[0]} rows, not a multiple of T={self.time_steps}: "
+                    "it must hold T*B frames, time-major (row t*B + b)"
+                )
             if self._input_meta[name].type == "tensor(float)":
                 arr = arr.astype(np.float32, copy=False)
             feed[name] = arr
@@ -130,7 +139,7 @@ class Session:
         except Exception as err:
             raise SnnOnnxError(f"SNN run failed: {err}") from None
         res = dict(zip(names, values))
-        batch = len(next(iter(feed.values())))
+        batch = len(next(iter(res[n] for n in self.output_names))) if self.output_names else 0
         return SnnOutput(
             outputs={n: res[n] for n in self.output_names},
             per_step={self._per_step[n]: res[n] for n in names if n in self._per_step},
