@@ -21,6 +21,7 @@ def small_cnn(
     reshape_to: list[int] | None = None,
     seed: int = 0,
     maxpool: bool = False,
+    batchnorm: bool = False,
 ) -> onnx.ModelProto:
     """x [batch,1,6,6] -> Conv(4 ch, 3x3, pad 1) -> act [-> MaxPool] [-> extra_op] -> Reshape/Flatten -> Gemm(10).
 
@@ -34,7 +35,12 @@ def small_cnn(
     wf = rng.normal(0, 0.3, (10, 4 * side * side)).astype(np.float32)
     bf = np.zeros(10, np.float32)
     inits = [_init("w", w), _init("b", b), _init("wf", wf), _init("bf", bf)]
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1], name="conv")]
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c0" if batchnorm else "c"], pads=[1, 1, 1, 1], name="conv")]
+    if batchnorm:
+        for name, arr in (("bn_scale", rng.uniform(0.5, 2, 4)), ("bn_bias", rng.normal(0, 0.2, 4)),
+                          ("bn_mean", rng.normal(0, 0.2, 4)), ("bn_var", rng.uniform(0.5, 2, 4))):
+            inits.append(_init(name, arr.astype(np.float32)))
+        nodes.append(helper.make_node("BatchNormalization", ["c0", "bn_scale", "bn_bias", "bn_mean", "bn_var"], ["c"], name="bn"))
     if activation == "Relu":
         nodes.append(helper.make_node("Relu", ["c"], ["a"], name="act"))
     else:

@@ -164,3 +164,10 @@ def test_plain_onnxruntime_runs_the_snn_as_the_readme_shows(tmp_path):
     (logits,) = sess.run(["logits"], {"x": inputs(3)})
     assert logits.shape == (3, 10)
     np.testing.assert_allclose(logits, snn_onnx.Session(path).run(inputs(3)).outputs["logits"], rtol=1e-6)
+
+
+def test_batchnorm_is_folded_into_the_conv():
+    ann, x = small_cnn(batchnorm=True), inputs(16)
+    res = snn_onnx.convert(ann, time_steps=64, neuron="if", data=x)
+    assert "BatchNormalization" not in {n.op_type for n in res.model.graph.node}
+    assert res.parity["logits"]["cosine_mean"] > 0.99
