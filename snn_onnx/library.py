@@ -11,6 +11,8 @@ Any plain onnxruntime session runs a converted model once the library is registe
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 import sys
 from pathlib import Path
@@ -79,3 +81,28 @@ def session_options(so: onnxruntime.SessionOptions | None = None) -> onnxruntime
             f"'{path}': {err}".rstrip()
         ) from err
     return so
+
+
+def cuda_runtime_version(path: str | None = None) -> int:
+    """CUDA runtime version the library's CUDA kernels were built with (e.g. 13000 for 13.0),
+    or 0 for a library built without them (the default CPU-only build; rebuild with
+    ``SNN_ONNX_CUDA=ON``). Reads the library's exported ``snn_onnx_has_cuda()``."""
+    return _cuda_runtime_version(path or library_path())
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_runtime_version(path: str) -> int:
+    # Loading the library is harmless without a GPU: its CUDA runtime is linked statically and
+    # starts only when a CUDA op runs.
+    lib = ctypes.CDLL(path)
+    fn = getattr(lib, "snn_onnx_has_cuda", None)
+    if fn is None:  # a library older than the CUDA kernels
+        return 0
+    fn.restype = ctypes.c_int
+    fn.argtypes = []
+    return int(fn())
+
+
+def has_cuda_kernels(path: str | None = None) -> bool:
+    """Whether the library has the CUDA kernels (for ``CUDAExecutionProvider``)."""
+    return cuda_runtime_version(path) > 0

@@ -2,9 +2,13 @@
 // (SessionOptions.register_custom_ops_library / RegisterCustomOpsLibrary).
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "common/op_common.h"
 #include "cpu/cpu_ops.h"
+#if SNN_ONNX_WITH_CUDA
+#include "cuda/cuda_ops.h"
+#endif
 
 #if defined(_WIN32)
 #define SNN_EXPORT __declspec(dllexport)
@@ -24,13 +28,17 @@ OrtStatus* shared_domain(const OrtApi& api, OrtCustomOpDomain** out) {
   if (domain == nullptr) {
     OrtCustomOpDomain* d = nullptr;
     if (OrtStatus* st = api.CreateCustomOpDomain(snn::kDomain, &d)) return st;
-    for (OrtCustomOp* op : snn::cpu::ops()) {
+    std::vector<OrtCustomOp*> ops = snn::cpu::ops();
+#if SNN_ONNX_WITH_CUDA
+    // Same names in the same domain, for the CUDA provider: ORT picks the kernel by provider.
+    for (OrtCustomOp* op : snn::cuda::ops()) ops.push_back(op);
+#endif
+    for (OrtCustomOp* op : ops) {
       if (OrtStatus* st = api.CustomOpDomain_Add(d, op)) {
         api.ReleaseCustomOpDomain(d);
         return st;
       }
     }
-    // CUDA kernels (SNN_ONNX_CUDA) will be added to the same domain here.
     domain = d;
   }
   *out = domain;
@@ -59,4 +67,15 @@ extern "C" SNN_EXPORT OrtStatus* ORT_API_CALL RegisterCustomOps(OrtSessionOption
   } catch (const std::exception& e) {  // e.g. bad_alloc: never throw into ONNX Runtime
     return api->CreateStatus(ORT_FAIL, (std::string("snn_onnx: ") + e.what()).c_str());
   }
+}
+
+// Whether this build has the CUDA kernels: the CUDA runtime version they were built with
+// (CUDART_VERSION, e.g. 13000), 0 for a CPU-only build. Read by snn_onnx.library through ctypes,
+// so a session asking for CUDAExecutionProvider can say why the library cannot serve it.
+extern "C" SNN_EXPORT int snn_onnx_has_cuda(void) {
+#if SNN_ONNX_WITH_CUDA
+  return snn::cuda::runtime_version();
+#else
+  return 0;
+#endif
 }

@@ -15,34 +15,53 @@ from ..conversion.load import load_onnx
 from ..errors import DataError, ModelLoadError, SnnOnnxError
 
 
+CUDA_EP = "CUDAExecutionProvider"
+
+
 def make_session(
     model: str | Path | onnx.ModelProto | bytes,
-    providers: Sequence[str] | None = None,
+    providers: Sequence[str | tuple[str, dict]] | None = None,
     sess_options: ort.SessionOptions | None = None,
 ) -> ort.InferenceSession:
-    """An ORT session with the snn_onnx op library registered."""
-    from ..library import session_options
+    """An ORT session with the snn_onnx op library registered. ``providers`` as onnxruntime
+    takes them: names, or ``(name, options)`` pairs."""
+    from ..library import cuda_runtime_version, library_path, session_options
 
     if sess_options is None:
         sess_options = ort.SessionOptions()
         sess_options.log_severity_level = 3  # ORT's warnings are about graph cosmetics
     so = session_options(sess_options)
     providers = list(providers or ["CPUExecutionProvider"])
+    names = [p if isinstance(p, str) else p[0] for p in providers]
     available = ort.get_available_providers()
-    missing = [p for p in providers if p not in available]
+    missing = [p for p in names if p not in available]
     if missing:
         raise SnnOnnxError(
             f"execution provider(s) {missing} not available in this onnxruntime build "
             f"(available: {available}); for CUDA install onnxruntime-gpu"
+        )
+    if CUDA_EP in names and cuda_runtime_version() == 0:
+        raise SnnOnnxError(
+            f"{CUDA_EP} requested, but the snn_onnx custom-op library '{library_path()}' was built "
+            "without CUDA kernels; rebuild it with CUDA: `SNN_ONNX_CUDA=ON pip install .` or "
+            "`scripts/build_dev.sh -DSNN_ONNX_CUDA=ON` (needs the CUDA toolkit, nvcc on PATH)"
         )
     if isinstance(model, onnx.ModelProto):
         model = model.SerializeToString()
     elif isinstance(model, Path):
         model = str(model)
     try:
-        return ort.InferenceSession(model, so, providers=providers)
+        sess = ort.InferenceSession(model, so, providers=providers)
     except Exception as err:
         raise SnnOnnxError(f"ONNX Runtime could not load the model: {err}") from None
+    if CUDA_EP in names and CUDA_EP not in sess.get_providers():
+        # onnxruntime falls back to the CPU when its CUDA provider cannot start.
+        raise SnnOnnxError(
+            f"{CUDA_EP} requested, but ONNX Runtime could not start it and fell back to "
+            f"{sess.get_providers()}: no usable NVIDIA GPU / driver, or CUDA / cuDNN libraries "
+            "that onnxruntime-gpu needs are missing (see ONNX Runtime's log)"
+        )
+    return sess
 
 
 @dataclass

@@ -23,6 +23,15 @@ struct ParaIFAttrs {
   static ParaIFAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
 };
 
+// MultiThresholdNeuron (schema.py MULTI_THRESHOLD_NEURON): levels in [1, 32] (level k is worth
+// scale * 2^k, exact in float32 for k < 32).
+struct MultiThresholdAttrs {
+  int64_t time_steps;
+  int64_t levels;
+  int64_t channel_axis;
+  static MultiThresholdAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
+};
+
 struct TemporalAttrs {  // TemporalMean, TemporalDelta
   int64_t time_steps;
   static TemporalAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);

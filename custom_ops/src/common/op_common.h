@@ -25,6 +25,9 @@ inline constexpr const char* kReset = "subtract";
 inline constexpr int64_t kSigned = 0;
 inline constexpr float kSignedEps = 1e-3f;
 inline constexpr int64_t kChannelAxis = 1;
+inline constexpr int64_t kLevels = 8;          // MultiThresholdNeuron
+inline constexpr int64_t kMaxLevels = 32;      // MultiThresholdNeuron: 2^k exact for k < 32
+inline constexpr int64_t kMTChannelAxis = -1;  // MultiThresholdNeuron: per feature, last axis
 }  // namespace defaults
 
 struct OpError : std::runtime_error {

@@ -7,14 +7,20 @@
 //   static constexpr bool kHasCounts;                   // optional output 1: int64 counts
 //   Kernel(const OrtApi&, const OrtKernelInfo*, NodeId) // may throw OpError
 //   OrtStatusPtr ComputeV2(OrtKernelContext*) noexcept
+//
+// kFirstHostInput: inputs from this index on are handed to the kernel in CPU memory even when
+// it runs on a GPU (ORT keeps such initializers on the host): the CUDA ops read and validate
+// their parameters there. The default keeps every input in the provider's memory.
 #pragma once
+
+#include <cstddef>
 
 #include "op_common.h"
 
 namespace snn {
 
-template <class Kernel>
-struct OpDef : Ort::CustomOpBase<OpDef<Kernel>, Kernel, /*WithStatus=*/true> {
+template <class Kernel, size_t kFirstHostInput = static_cast<size_t>(-1)>
+struct OpDef : Ort::CustomOpBase<OpDef<Kernel, kFirstHostInput>, Kernel, /*WithStatus=*/true> {
   // ORT reads the OrtCustomOp fields that exist in this version: pin it to the target API,
   // so headers newer than 1.21 do not make the library require a newer runtime.
   OpDef() { OrtCustomOp::version = kOrtApiTarget; }
@@ -26,6 +32,9 @@ struct OpDef : Ort::CustomOpBase<OpDef<Kernel>, Kernel, /*WithStatus=*/true> {
   ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t i) const {
     return i < Kernel::kRequiredInputs ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
+  }
+  OrtMemType GetInputMemoryType(size_t i) const {
+    return i >= kFirstHostInput ? OrtMemTypeCPUInput : OrtMemTypeDefault;
   }
 
   size_t GetOutputTypeCount() const { return Kernel::kHasCounts ? 2 : 1; }

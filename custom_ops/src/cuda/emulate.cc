@@ -1,0 +1,108 @@
+// Host emulation of the CUDA kernels, for tests on machines without a GPU.
+//
+// Runs the kernels' own per-thread bodies (kernels.cuh), through the same plan, grid and
+// dispatch as the GPU launch in kernels.cu / cuda_ops.cc, one thread after another (in reverse
+// order: nothing may depend on thread order). What this does not cover: the CUDA compiler's
+// code generation, the launch itself, and the ONNX Runtime side (stream, memory placement);
+// tests/test_cuda.py runs those on a GPU.
+//
+// Not part of the library: tests/test_cuda.py compiles this file alone,
+//   c++ -std=c++17 -O2 -ffp-contract=off -shared -fPIC -I custom_ops/src emulate.cc
+// and calls it through ctypes. Return value: 0, or kBadPlan for a plan no kernel exists for.
+#include <cstring>
+
+#include "kernels.cuh"
+
+namespace {
+
+using namespace snn::cuda;
+
+struct HostLauncher {
+  template <class Body, class Args>
+  int run(const Args& a, int64_t threads) {
+    for (int64_t tid = threads - 1; tid >= 0; --tid) Body::run(a, tid);
+    return 0;
+  }
+};
+
+Param param(const float* data, int64_t channels, int64_t inner) {
+  Param p;
+  p.data = data;
+  p.scalar = channels <= 1;
+  p.channels = channels;
+  p.inner = inner;
+  return p;
+}
+
+Grid grid(int64_t T, int64_t B, int64_t N, int64_t* counts, const Plan& p) {
+  Grid g = make_grid(T, B, N, counts, p);
+  if (counts_need_zero(g)) std::memset(counts, 0, static_cast<size_t>(T * N) * sizeof(int64_t));
+  return g;
+}
+
+}  // namespace
+
+extern "C" {
+
+// Parameters: (data, channels, inner); channels <= 1 means a scalar. counts may be null.
+// resident: the GPU's resident threads for the plan; force_bpt > 0 overrides the plan's choice.
+
+int snn_emu_if(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, int64_t N,
+               const float* theta, int64_t channels, int64_t inner, float v_init, float leak,
+               int is_signed, float signed_eps, int reset_zero, int64_t resident, int force_bpt) {
+  const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
+  IFArgs a;
+  a.g = grid(T, B, N, counts, p);
+  a.x = x, a.y = y;
+  a.theta = param(theta, channels, inner);
+  a.v_init = v_init, a.leak = leak, a.neg_eps = -signed_eps;
+  HostLauncher l;
+  return p.threads > 0 ? dispatch_if(l, a, p, is_signed != 0, reset_zero != 0) : 0;
+}
+
+int snn_emu_para(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, int64_t N,
+                 const float* pre, int64_t pre_ch, int64_t pre_in, const float* post, int64_t post_ch,
+                 int64_t post_in, const float* bias, int64_t bias_ch, int64_t bias_in, float v_init,
+                 int64_t resident, int force_bpt) {
+  const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
+  ParaArgs a;
+  a.g = grid(T, B, N, counts, p);
+  a.x = x, a.y = y;
+  a.pre = param(pre, pre_ch, pre_in);
+  a.has_post = post != nullptr;
+  if (post) a.post = param(post, post_ch, post_in);
+  a.has_bias = bias != nullptr;
+  if (bias) a.bias = param(bias, bias_ch, bias_in);
+  a.v_init = v_init;
+  HostLauncher l;
+  return p.threads > 0 ? dispatch_para(l, a, p) : 0;
+}
+
+int snn_emu_mt(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, int64_t N,
+               const float* sp, int64_t sp_ch, int64_t sp_in, const float* sn, int64_t sn_ch,
+               int64_t sn_in, int levels, int64_t resident, int force_bpt) {
+  const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
+  MTArgs a;
+  a.g = grid(T, B, N, counts, p);
+  a.x = x, a.y = y;
+  a.pos = param(sp, sp_ch, sp_in);
+  a.neg = param(sn, sn_ch, sn_in);
+  a.levels = levels;
+  HostLauncher l;
+  return p.threads > 0 ? dispatch_mt(l, a, p) : 0;
+}
+
+int snn_emu_temporal(int delta, const float* x, float* y, int64_t T, int64_t M) {
+  TemporalArgs a;
+  a.x = x, a.y = y, a.T = T, a.M = M;
+  HostLauncher l;
+  return delta ? l.run<DeltaBody>(a, M) : l.run<MeanBody>(a, M);
+}
+
+// The plan the GPU would use: writes bpt, groups, threads, counts_direct.
+void snn_emu_plan(int64_t B, int64_t N, int counts, int64_t resident, int64_t* out) {
+  const Plan p = plan_neurons(B, N, counts != 0, resident);
+  out[0] = p.bpt, out[1] = p.groups, out[2] = p.threads, out[3] = p.counts_direct;
+}
+
+}  // extern "C"

@@ -1,0 +1,18 @@
+// Host entry points of the CUDA kernels (kernels.cu), called by the ONNX Runtime ops in
+// cuda_ops.cc. Each enqueues one kernel on `stream` and returns the launch's error code;
+// nothing waits for the GPU.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include "kernels.cuh"
+
+namespace snn::cuda {
+
+cudaError_t launch_if(const IFArgs& a, const Plan& p, bool is_signed, bool reset_zero, cudaStream_t s);
+cudaError_t launch_para(const ParaArgs& a, const Plan& p, cudaStream_t s);
+cudaError_t launch_mt(const MTArgs& a, const Plan& p, cudaStream_t s);
+cudaError_t launch_temporal_mean(const TemporalArgs& a, cudaStream_t s);
+cudaError_t launch_temporal_delta(const TemporalArgs& a, cudaStream_t s);
+
+}  // namespace snn::cuda
