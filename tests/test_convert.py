@@ -171,3 +171,19 @@ def test_batchnorm_is_folded_into_the_conv():
     res = snn_onnx.convert(ann, time_steps=64, neuron="if", data=x)
     assert "BatchNormalization" not in {n.op_type for n in res.model.graph.node}
     assert res.parity["logits"]["cosine_mean"] > 0.99
+
+
+def test_chained_compensated_ops_read_running_means():
+    """MaxPool -> Sigmoid: the Sigmoid must see the running mean of MaxPool's output, which is
+    MaxPool's own output before its TemporalDelta (TemporalMean(TemporalDelta(z)) = z)."""
+    ann, x = small_cnn(maxpool=True, extra_op="Sigmoid"), inputs(8)
+    res = snn_onnx.convert(ann, time_steps=16, neuron="if", data=x)
+    assert sorted(res.compensated) == ["my_sigmoid", "pool"]
+    nodes = {n.name: n for n in res.model.graph.node}
+    producer = {o: n for n in res.model.graph.node for o in n.output}
+    assert producer[nodes["my_sigmoid"].input[0]].name == "pool"
+    assert producer[nodes["pool"].input[0]].op_type == "TemporalMean"
+    # cumulative exactness of the chain: sum_t y_t = t * sigmoid(maxpool(mean spikes up to t))
+    ref = ann_outputs(ann, x)
+    got = snn_onnx.Session(res.model).run(x).outputs["logits"]
+    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()

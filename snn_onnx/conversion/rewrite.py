@@ -152,9 +152,17 @@ class SnnBuilder:
 
     # -- expectation compensation ---------------------------------------------------------
     def compensate(self, node: ir.Node, time_varying: set[ir.Value]) -> None:
-        """f -> TemporalDelta(f(TemporalMean(x))) for every time-varying float input x."""
+        """f -> TemporalDelta(f(TemporalMean(x))) for every time-varying float input x.
+
+        Compensated blocks are processed in graph order; when x is itself the TemporalDelta
+        output of an earlier block, TemporalMean(TemporalDelta(z)) = z, so f reads z directly
+        (chained non-linearities such as Softmax -> attn·V stay exact and cost nothing extra)."""
         for i, v in enumerate(node.inputs):
             if v is None or v not in time_varying or not is_float(v):
+                continue
+            producer = v.producer()
+            if producer is not None and producer.domain == schema.DOMAIN and producer.op_type == schema.TEMPORAL_DELTA.name:
+                node.replace_input_with(i, producer.inputs[0])
                 continue
             tm = self._temporal(schema.TEMPORAL_MEAN.name, v, node.name)
             tm.outputs[0].dtype, tm.outputs[0].shape = v.dtype, v.shape
@@ -168,6 +176,7 @@ class SnnBuilder:
             self.graph.insert_after(node, [td])
             self._redirect(out, td.outputs[0], keep={td})
             self._replace_graph_output(out, td.outputs[0])
+            time_varying.add(td.outputs[0])
 
     # -- entry and exit of time -----------------------------------------------------------
     def time_entry(self, static_inputs: list[ir.Value]) -> None:
