@@ -361,3 +361,22 @@ def test_attention_block_accounting() -> None:
     ann_total = 3 * S * D * D + S * D * 3 + 2 * S * S * D + 3 * S * S
     assert res.ann_macs == ann_total
     assert res.sops == 0  # nothing here reads pure spikes: every spike goes into a compensated product
+
+
+@pytest.mark.parametrize("a_shape,b_shape", [((2, 1, 3, 4), (5, 4, 6)), ((4,), (3, 4, 2)), ((3, 4), (4,)), ((7, 4), (4, 3))])
+@pytest.mark.parametrize("operand", [0, 1])
+def test_matmul_fanout_with_broadcasting(a_shape, b_shape, operand) -> None:
+    """MatMul fan-out (NumPy broadcasting, 1-D operands) against a one-hot brute force."""
+    from snn_onnx.energy.fanout import matmul_fanout
+
+    rng = np.random.default_rng(0)
+    a = rng.uniform(0.5, 1.0, a_shape)
+    b = rng.uniform(0.5, 1.0, b_shape)
+    out_shape = np.matmul(a, b).shape
+    data = a if operand == 0 else b
+    got = matmul_fanout(data.shape, out_shape, operand)
+    for idx in np.ndindex(*data.shape):
+        e = np.zeros(data.shape)
+        e[idx] = 1.0
+        y = np.matmul(e, b) if operand == 0 else np.matmul(a, e)
+        assert got[idx] == np.count_nonzero(y), (idx, got[idx])
