@@ -74,8 +74,12 @@ def evaluate(
     calibration: CalibrationConfig | None = None,
     batch_size: int = 64,
     on_step: Callable[[str], None] | None = None,
+    on_run: Callable[[str, int, Any, np.ndarray, dict[str, np.ndarray]], None] | None = None,
 ) -> EvalResult:
-    """ANN vs SNN accuracy on ``(test_x, test_y)``; thresholds calibrated on ``calib_x``."""
+    """ANN vs SNN accuracy on ``(test_x, test_y)``; thresholds calibrated on ``calib_x``.
+
+    ``on_run(neuron, T, conversion_result, per_step_outputs, spike_counts)`` is called after
+    each SNN run (IF: once, at T_max; others: once per T), e.g. to write a report."""
     if test_y is None:
         raise DataError("evaluation needs labelled data (y)")
     time_steps = sorted(set(int(t) for t in time_steps))
@@ -100,6 +104,8 @@ def evaluate(
             res = convert(ann, time_steps=t_max, neuron="if", data=calib_x, calibration=calibration, parity_samples=16)
             sess = Session(res.model)
             per_step, counts = _run(sess, test_x, batch_size, name)
+            if on_run:
+                on_run("if", t_max, res, per_step, counts)
             for t in time_steps:
                 pred = per_step[t - 1].argmax(-1)
                 rows.append(EvalRow("if", t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
@@ -110,6 +116,8 @@ def evaluate(
                 res = convert(ann, time_steps=t, neuron=neuron, data=calib_x, calibration=calibration, parity_samples=16)
                 sess = Session(res.model)
                 per_step, counts = _run(sess, test_x, batch_size, name)
+                if on_run:
+                    on_run(neuron, t, res, per_step, counts)
                 pred = per_step[-1].argmax(-1)
                 rows.append(EvalRow(neuron, t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
                                     _rate(counts, t, len(test_x)), res.parity[name]["rel_max_diff"]))

@@ -17,6 +17,8 @@ import numpy as np
 import snn_onnx
 from snn_onnx.errors import DataError, SnnOnnxError
 
+from .report_cmds import energy_options, eval_run_writer, register as register_report_commands
+
 EXAMPLE = "example"
 
 
@@ -309,9 +311,11 @@ def _dims(v) -> str:
 @click.option("--json-out", type=click.Path(), help="Also write the table as JSON.")
 @click.option("--force", is_flag=True, help="Overwrite an existing --json-out file.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--report", "report_dir", type=click.Path(), help="Also write a run folder per SNN run (energy, plots, HTML) under DIR.")
+@energy_options
 @handle_errors
 def eval_cmd(model, data_source, t_list, neurons, limit, calib_method, percentile, per_channel, num_calib,
-             input_shape, num_classes, checkpoint, qcfs_levels, exporter, json_out, force, quiet):
+             input_shape, num_classes, checkpoint, qcfs_levels, exporter, json_out, force, quiet, report_dir, e_ac, e_mac):
     """ANN and SNN accuracy and ANN agreement for every T and neuron type (default: the bundled
     digits example on its test split; thresholds calibrated on the train split)."""
     from snn_onnx.conversion.calibrate import CalibrationConfig
@@ -335,13 +339,25 @@ def eval_cmd(model, data_source, t_list, neurons, limit, calib_method, percentil
     cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel, num_samples=num_calib)
     steps = (len(ts) if "if" in kinds else 0) + len(ts) * sum(k != "if" for k in kinds)
     click.echo(f"model: {model}\ndata: {test.name}, {len(test.x)} test samples; calibration on {len(calib.x)} samples", err=True)
+    on_run, written = eval_run_writer(report_dir, model, is_example, ann, test, e_ac, e_mac) if report_dir else (None, [])
     with click.progressbar(length=steps, label="evaluating", file=sys.stderr, hidden=quiet) as bar:
         result = evaluate(ann, test.x, test.y, calib.x, time_steps=ts, neurons=kinds, calibration=cal,
-                          on_step=lambda msg: bar.update(1))
+                          on_step=lambda msg: bar.update(1), on_run=on_run)
     click.echo(result.table())
+    if report_dir:
+        from snn_onnx.report import aggregate
+
+        csv_path, png, _ = aggregate(report_dir)
+        click.echo("\n".join(f"wrote {p}" for p in written) + f"\nwrote {csv_path} and {png}")
     if json_out:
         Path(json_out).write_text(json.dumps({"model": model, "data": test.name, **result.as_dict()}, indent=2))
         click.echo(f"wrote {json_out}")
+
+
+register_report_commands(cli, handle_errors, {
+    "resolve_model_arg": _resolve_model_arg, "get_ann": _get_ann, "load_data": _load_data, "parse_ints": _parse_ints,
+    "calib_options": _calib_options, "model_options": _model_options,
+})
 
 
 def main() -> None:

@@ -1,0 +1,64 @@
+"""Multiply-accumulate estimates for the non-synaptic ops that run on analog values
+(compensation blocks ``TemporalDelta(f(TemporalMean(x)))`` and non-linear ops on the repeated
+static input).
+
+Synaptic ops (Conv, Gemm, MatMul, ...) are counted exactly elsewhere; the costs here are
+conventions, stated in docs/energy.md, so that a network with many non-linear blocks is not
+reported as free:
+
+* windowed non-linear pooling (MaxPool, LpPool): ``prod(kernel)`` per output element;
+* non-linear reductions (ReduceMax, GlobalMaxPool, ...): one per input element;
+* Softmax / LogSoftmax: 3 per element (max-subtract and exp, sum, divide);
+* LayerNormalization / GroupNormalization / InstanceNormalization: 4 per element (mean,
+  variance, normalise, affine); RMSNormalization: 3;
+* a product of two time-varying tensors (Mul / Div): 1 per output element;
+* every other non-linear op of ``rules.COMPENSATED_OPS``: 1 per output element;
+* ``TemporalMean`` / ``TemporalDelta``: 1 per element and step (a running sum and one scale;
+  ``t*x_t - (t-1)*x_{t-1}`` reuses the previous step's product);
+* linear ops (Add, Reshape, AveragePool, BatchNormalization, scaling by constants, ...):
+  free: on spikes they are folded into the next layer's weights, on analog values they are
+  negligible next to the synaptic ops, and the ANN's count leaves them out in the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import onnx
+
+from ..conversion.rules import COMPENSATED_OPS
+
+Shape = tuple[int, ...]
+
+PER_ELEMENT = {
+    "Softmax": 3, "LogSoftmax": 3,
+    "LayerNormalization": 4, "GroupNormalization": 4, "InstanceNormalization": 4, "RMSNormalization": 3,
+}
+WINDOWED = frozenset({"MaxPool", "LpPool"})
+REDUCTIONS = frozenset(
+    {"GlobalMaxPool", "GlobalLpPool", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceLogSumExp",
+     "ReduceProd", "ReduceSumSquare"}
+)
+
+
+def _size(shape: Shape) -> int:
+    return int(np.prod(shape)) if len(shape) else 1
+
+
+def op_macs(node: onnx.NodeProto, in_shapes: Sequence[Shape | None], out_shapes: Sequence[Shape | None], n_varying: int) -> int | None:
+    """MACs of one run of a non-synaptic op on analog values, or None if it is free."""
+    op = node.op_type
+    out = out_shapes[0] if out_shapes else None
+    if op in ("Mul", "Div"):
+        return _size(out) if n_varying > 1 and out is not None else None
+    if op in WINDOWED:
+        kernel = next((list(a.ints) for a in node.attribute if a.name == "kernel_shape"), [])
+        return _size(out) * int(np.prod(kernel)) if out is not None else None
+    if op in REDUCTIONS:
+        return _size(in_shapes[0]) if in_shapes and in_shapes[0] is not None else None
+    if op in PER_ELEMENT:
+        return PER_ELEMENT[op] * _size(out) if out is not None else None
+    if op in COMPENSATED_OPS:
+        return _size(out) if out is not None else None
+    return None
