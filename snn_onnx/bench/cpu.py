@@ -42,9 +42,10 @@ MODELS: dict[str, dict[str, Any]] = {
     "vgg16": {"timm": "vgg16", "img": 32, "exporter": "dynamo"},
     "vit_tiny": {"timm": "vit_tiny_patch16_224", "img": 224, "exporter": "auto"},
 }
-METHODS = ("snn", "ann_xT", "ann_fold", "sj_s", "sj_m")
+METHODS = ("snn", "ann_xT", "ann_fold", "sj_s", "sj_m", "snn_plain")
 LABELS = {
     "snn": "snn-onnx SNN",
+    "snn_plain": "SNN without graph optimizations",
     "ann_xT": "T × ANN (ORT)",
     "ann_fold": "ANN on T·B (ORT)",
     "sj_s": "SpikingJelly single-step",
@@ -97,7 +98,7 @@ def _ort_options(threads: int):
     return so
 
 
-def build_onnx(name: str, T: int, workdir: Path, log: Log) -> tuple[Path, Path, dict]:
+def build_onnx(name: str, T: int, workdir: Path, log: Log, plain: bool = False) -> tuple[Path, Path, dict]:
     """Export the QCFS model with L = T levels and convert it (ParaIF, T steps); returns the
     ANN and SNN paths and what the conversion did. Raises on models the converter refuses."""
     import onnx
@@ -109,7 +110,8 @@ def build_onnx(name: str, T: int, workdir: Path, log: Log) -> tuple[Path, Path, 
     spec = MODELS[name]
     ann_path, snn_path = workdir / f"{name}_T{T}.ann.onnx", workdir / f"{name}_T{T}.snn.onnx"
     info_path = workdir / f"{name}_T{T}.json"
-    if ann_path.exists() and snn_path.exists() and info_path.exists():
+    plain_path = workdir / f"{name}_T{T}.plain.snn.onnx"
+    if ann_path.exists() and snn_path.exists() and info_path.exists() and (plain_path.exists() or not plain):
         return ann_path, snn_path, json.loads(info_path.read_text())
     t = time.perf_counter()
     with warnings.catch_warnings():
@@ -121,6 +123,9 @@ def build_onnx(name: str, T: int, workdir: Path, log: Log) -> tuple[Path, Path, 
     res = snn_onnx.convert(ann, time_steps=T, data=x, parity_samples=4)
     onnx.save(ann, str(ann_path))
     onnx.save(res.model, str(snn_path))
+    if plain:  # the same conversion without optimize.hoist_time_entry, for --compare-unoptimized
+        onnx.save(snn_onnx.convert(ann, time_steps=T, data=x, parity_samples=4, optimize_graph=False).model,
+                  str(plain_path))
     info = {"export_s": t_export, "convert_s": res.seconds, "optimizations": res.optimizations,
             "parity": res.parity}
     info_path.write_text(json.dumps(info, default=float))
@@ -203,6 +208,11 @@ def ort_runners(ann_path: Path, snn_path: Path, x: np.ndarray, T: int, threads: 
         snn = make_session(str(snn_path), sess_options=_ort_options(threads))
         sname = snn.get_inputs()[0].name
         out["snn"] = lambda: snn.run(None, {sname: x})
+    plain_path = snn_path.with_name(snn_path.name.replace(".snn.onnx", ".plain.snn.onnx"))
+    if "snn_plain" in methods and plain_path.exists():
+        plain = make_session(str(plain_path), sess_options=_ort_options(threads))
+        pname = plain.get_inputs()[0].name
+        out["snn_plain"] = lambda: plain.run(None, {pname: x})
     return {k: v for k, v in out.items() if k in methods}
 
 
@@ -408,14 +418,23 @@ def render(rows: list[Row], skipped: dict[str, str], profile: dict | None, conve
                      f"**{_fmt_ratio(r.ratio('snn', 'ann_xT'))}** | {_fmt_ratio(r.ratio('snn', 'ann_fold'))} | "
                      f"**{_fmt_ratio(r.ratio(best, 'snn') if best else None)}** | "
                      f"{min((len(v) for v in r.runs.values()), default=0)} |")
+        if any("snn_plain" in r.ms for r in sub):
+            L.append("")
+            L.append("Graph optimizations (the SNN as converted vs the same conversion with `optimize_graph=False`):\n")
+            L.append("| T | B | SNN ms | unoptimized SNN ms | optimized / unoptimized |")
+            L.append("|---|---|---|---|---|")
+            for r in sub:
+                L.append(f"| {r.T} | {r.B} | {_fmt_ms(r.ms.get('snn'))} | {_fmt_ms(r.ms.get('snn_plain'))} | "
+                         f"{_fmt_ratio(r.ratio('snn', 'snn_plain'))} |")
         if any(r.peak_mib for r in sub):
             L.append("")
             L.append("Peak RSS, MiB (added by the run):\n")
-            L.append("| T | B | " + " | ".join(LABELS[m] for m in METHODS) + " |")
-            L.append("|---|---|" + "---|" * len(METHODS))
+            cols = [m for m in METHODS if any(m in r.peak_mib for r in sub)]
+            L.append("| T | B | " + " | ".join(LABELS[m] for m in cols) + " |")
+            L.append("|---|---|" + "---|" * len(cols))
             for r in sub:
                 cells = []
-                for m in METHODS:
+                for m in cols:
                     if m in r.peak_mib:
                         cells.append(f"{r.peak_mib[m]:,.0f} (+{max(0.0, r.peak_mib[m] - r.before_mib[m]):,.0f})")
                     else:
@@ -495,6 +514,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-peer", action="store_true", help="skip SpikingJelly")
     p.add_argument("--sj-modes", default="s,m", help="SpikingJelly step modes to time: s (single-step), m (multi-step)")
     p.add_argument("--no-conversion", action="store_true", help="skip timing `snn-onnx convert resnet18`")
+    p.add_argument("--compare-unoptimized", action="store_true",
+                   help="also time the SNN converted without graph optimizations (optimize_graph=False)")
     p.add_argument("--out", default=None, help="markdown report (default docs/benchmarks.md; quick: none)")
     p.add_argument("--json", default=None, help="also write the raw results as JSON")
     p.add_argument("--workdir", default=None, help="keep exported/converted models here (default: a temp dir)")
@@ -542,7 +563,8 @@ def main(argv: list[str] | None = None) -> int:
             log("spikingjelly is not installed (pip install 'snn-onnx[bench]'): skipping the peer")
             peer = False
     sj_modes = {f"sj_{m.strip()}" for m in args.sj_modes.split(",") if m.strip()}
-    methods = tuple(m for m in METHODS if not m.startswith("sj") or (peer and m in sj_modes))
+    methods = tuple(m for m in METHODS if (not m.startswith("sj") or (peer and m in sj_modes))
+                    and (m != "snn_plain" or args.compare_unoptimized))
     t_start = time.perf_counter()
     rows: list[Row] = []
     skipped: dict[str, str] = {}
@@ -563,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
             sj = None
             for T in args.time_steps:
                 try:
-                    ann_path, snn_path, info = build_onnx(name, T, workdir, log)
+                    ann_path, snn_path, info = build_onnx(name, T, workdir, log, plain=args.compare_unoptimized)
                 except Exception as err:  # the converter (or the QCFS model) cannot take it yet
                     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                     skipped[name] = (f"the converter cannot convert {spec['timm']} yet "
