@@ -50,6 +50,7 @@ from test_kernels import (
     rand_x,
     resolved,
     run,
+    static_case,
     temporal_case,
 )
 
@@ -169,9 +170,9 @@ class Emu:
     def __init__(self, path):
         self.lib = lib = ctypes.CDLL(path)
         lib.snn_emu_if.argtypes = [P_F, P_F, P_I64, I64, I64, I64, P_F, I64, I64, C_F, C_F, C_INT, C_F,
-                                   C_INT, I64, C_INT]
+                                   C_INT, I64, C_INT, C_INT]
         lib.snn_emu_para.argtypes = [P_F, P_F, P_I64, I64, I64, I64, P_F, I64, I64, P_F, I64, I64, P_F,
-                                     I64, I64, C_F, I64, C_INT]
+                                     I64, I64, C_F, I64, C_INT, C_INT]
         lib.snn_emu_mt.argtypes = [P_F, P_F, P_I64, I64, I64, I64, P_F, I64, I64, P_F, I64, I64, C_INT,
                                    I64, C_INT]
         lib.snn_emu_temporal.argtypes = [C_INT, P_F, P_F, I64, I64]
@@ -180,30 +181,30 @@ class Emu:
             fn.restype = C_INT
 
     @staticmethod
-    def _io(x, T, counts):
+    def _io(x, T, counts, static=False):
         x = np.ascontiguousarray(x, F32)
-        B = x.shape[0] // T
+        B = x.shape[0] if static else x.shape[0] // T
         N = int(np.prod(x.shape[1:], dtype=np.int64))
-        y = np.full(x.shape, np.nan, F32)  # every element must be written
+        y = np.full((T * B,) + x.shape[1:], np.nan, F32)  # every element must be written
         c = np.full((T,) + x.shape[1:], 987654321, np.int64) if counts else None  # and every count
         return x, y, c, B, N
 
     def if_neuron(self, x, threshold, a, counts, resident, force_bpt=0):
-        T = a["time_steps"]
-        x, y, c, B, N = self._io(x, T, counts)
+        T, static = a["time_steps"], bool(a.get("static_input", 0))
+        x, y, c, B, N = self._io(x, T, counts, static)
         th, ch, inner = _layout(threshold, x.shape, a["channel_axis"])
         rc = self.lib.snn_emu_if(_f(x), _f(y), None if c is None else c.ctypes.data_as(P_I64), T, B, N,
                                  _f(th), ch, inner, a["v_init"], a["leak"], int(bool(a["signed"])),
-                                 a["signed_eps"], int(a["reset"] == "zero"), resident, force_bpt)
+                                 a["signed_eps"], int(a["reset"] == "zero"), resident, force_bpt, int(static))
         return rc, y, c
 
     def para_if_neuron(self, x, pre, post, bias, a, counts, resident, force_bpt=0):
-        T, axis = a["time_steps"], a["channel_axis"]
-        x, y, c, B, N = self._io(x, T, counts)
+        T, axis, static = a["time_steps"], a["channel_axis"], bool(a.get("static_input", 0))
+        x, y, c, B, N = self._io(x, T, counts, static)
         p0, p1, p2 = (_layout(p, x.shape, axis) for p in (pre, post, bias))
         rc = self.lib.snn_emu_para(_f(x), _f(y), None if c is None else c.ctypes.data_as(P_I64), T, B, N,
                                    _f(p0[0]), p0[1], p0[2], _f(p1[0]), p1[1], p1[2], _f(p2[0]), p2[1],
-                                   p2[2], a["v_init"], resident, force_bpt)
+                                   p2[2], a["v_init"], resident, force_bpt, int(static))
         return rc, y, c
 
     def multi_threshold(self, x, sp, sn, a, counts, resident, force_bpt=0):
@@ -249,6 +250,26 @@ def test_emulated_if_neuron(emu, seed):
 @pytest.mark.parametrize("seed", range(N_CASES))
 def test_emulated_para_if_neuron(emu, seed):
     x, pre, post, bias, attrs, counts, _ = para_case(seed)
+    a = resolved("ParaIFNeuron", attrs)
+    ry, rc = ref.para_if_neuron(x, pre, post, bias, **a)
+    for resident, bpt in emu_variants(seed, counts):
+        status, y, c = emu.para_if_neuron(x, pre, post, bias, a, counts, resident, bpt)
+        assert status == 0
+        check_spikes(y, c, ry, rc, counts)
+
+
+@pytest.mark.parametrize("seed", range(0, N_CASES, 4))
+def test_emulated_static_input(emu, seed):
+    """static_input = 1 (x is one step [B, ...], y is [T*B, ...]): IF and ParaIF bodies read
+    the same step at every t."""
+    x, threshold, attrs, counts, _ = static_case(if_case, seed)
+    a = resolved("IFNeuron", attrs)
+    ry, rc = ref.if_neuron(x, threshold, **a)
+    for resident, bpt in emu_variants(seed, counts):
+        status, y, c = emu.if_neuron(x, threshold, a, counts, resident, bpt)
+        assert status == 0
+        check_spikes(y, c, ry, rc, counts)
+    x, pre, post, bias, attrs, counts, _ = static_case(para_case, seed)
     a = resolved("ParaIFNeuron", attrs)
     ry, rc = ref.para_if_neuron(x, pre, post, bias, **a)
     for resident, bpt in emu_variants(seed, counts):
@@ -467,6 +488,26 @@ def test_cuda_if_neuron(gpu, cpu_so, seed):
     check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
     for a, b in zip(out, run(cpu_so, model, feeds)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_cuda_static_input(gpu, cpu_so):
+    """static_input = 1 (what the converter emits for the first neuron): CUDA = reference = CPU."""
+    for seed in range(0, N_CASES, 4):
+        x, threshold, attrs, counts, inits = static_case(if_case, seed)
+        model, feeds = build("IFNeuron", [("x", x), ("threshold", threshold)], attrs, counts, initializers=inits)
+        out = run_cuda(gpu, model, feeds)
+        ry, rc = ref.if_neuron(x, threshold, **resolved("IFNeuron", attrs))
+        check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
+        for a, b in zip(out, run(cpu_so, model, feeds)):
+            np.testing.assert_array_equal(a, b)
+        x, pre, post, bias, attrs, counts, inits = static_case(para_case, seed)
+        inputs = [("x", x), ("theta_pre", pre), ("theta_post", post), ("bias", bias)]
+        model, feeds = build("ParaIFNeuron", inputs, attrs, counts, initializers=inits)
+        out = run_cuda(gpu, model, feeds)
+        ry, rc = ref.para_if_neuron(x, pre, post, bias, **resolved("ParaIFNeuron", attrs))
+        check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
+        for a, b in zip(out, run(cpu_so, model, feeds)):
+            np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("seed", range(N_CASES))

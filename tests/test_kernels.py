@@ -229,6 +229,131 @@ def test_temporal_delta_random(so, seed):
     np.testing.assert_allclose(y, ref.temporal_delta(x, time_steps=T), rtol=1e-6, atol=1e-6)
 
 
+# static_input = 1: x is one step [B, ...]; the op must equal itself on x repeated T times
+
+
+def static_case(case_fn, seed):
+    """A random case of ``case_fn`` turned into a static-input case: x keeps its first B rows
+    (one step) and the node gets static_input=1."""
+    *rest, = case_fn(seed)
+    x, attrs = rest[0], rest[-3]
+    T = attrs["time_steps"]
+    rest[0] = x[: x.shape[0] // T]
+    attrs["static_input"] = 1
+    return rest
+
+
+@pytest.mark.parametrize("seed", range(N_CASES // 2))
+def test_if_neuron_static_input(so, seed):
+    x, threshold, attrs, counts, inits = static_case(if_case, seed)
+    T = attrs["time_steps"]
+    model, feeds = build("IFNeuron", [("x", x), ("threshold", threshold)], attrs, counts,
+                         initializers=inits)
+    out = run(so, model, feeds)
+    ry, rc = ref.if_neuron(x, threshold, **resolved("IFNeuron", attrs))
+    # the reference of the static mode is the reference on the repeated input
+    tiled = {**resolved("IFNeuron", attrs), "static_input": 0}
+    ty, tc = ref.if_neuron(np.tile(x, (T,) + (1,) * (x.ndim - 1)), threshold, **tiled)
+    np.testing.assert_array_equal(ry, ty)
+    np.testing.assert_array_equal(rc, tc)
+    assert out[0].shape == (T * x.shape[0],) + x.shape[1:]
+    check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
+
+
+@pytest.mark.parametrize("seed", range(N_CASES // 2))
+def test_para_if_neuron_static_input(so, seed):
+    x, pre, post, bias, attrs, counts, inits = static_case(para_case, seed)
+    T = attrs["time_steps"]
+    inputs = [("x", x), ("theta_pre", pre), ("theta_post", post), ("bias", bias)]
+    model, feeds = build("ParaIFNeuron", inputs, attrs, counts, initializers=inits)
+    out = run(so, model, feeds)
+    ry, rc = ref.para_if_neuron(x, pre, post, bias, **resolved("ParaIFNeuron", attrs))
+    tiled = {**resolved("ParaIFNeuron", attrs), "static_input": 0}
+    ty, tc = ref.para_if_neuron(np.tile(x, (T,) + (1,) * (x.ndim - 1)), pre, post, bias, **tiled)
+    np.testing.assert_array_equal(ry, ty)
+    np.testing.assert_array_equal(rc, tc)
+    assert out[0].shape == (T * x.shape[0],) + x.shape[1:]
+    check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
+
+
+def test_static_input_threads_agree(snn_library):
+    """Static input, big enough for several neuron and batch blocks, 1 vs 4 threads."""
+    rng = np.random.default_rng(12)
+    T, x = 8, rand_x(rng, (64, 2, 40, 41))
+    th = rand_positive(rng, 2)
+    results = []
+    for threads in (1, 4):
+        opts = ort.SessionOptions()
+        opts.register_custom_ops_library(snn_library)
+        opts.intra_op_num_threads = threads
+        outs = []
+        for counts in (True, False):
+            model, feeds = build("IFNeuron", [("x", x), ("threshold", th)],
+                                 {"time_steps": T, "static_input": 1, "leak": 0.9}, counts)
+            outs += run(opts, model, feeds)
+            model, feeds = build("ParaIFNeuron", [("x", x), ("theta_pre", th)],
+                                 {"time_steps": T, "static_input": 1}, counts)
+            outs += run(opts, model, feeds)
+        results.append(outs)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    xt = np.tile(x, (T, 1, 1, 1))
+    ry, rc = ref.if_neuron(xt, th, time_steps=T, leak=0.9)
+    check_spikes(results[0][0], results[0][1], ry, rc, True)
+    ry, rc = ref.para_if_neuron(xt, th, time_steps=T)
+    check_spikes(results[0][2], results[0][3], ry, rc, True)
+
+
+_BASELINE_SCRIPT = """
+import sys
+sys.path[:0] = {paths!r}
+import numpy as np
+import tests.test_kernels as tk
+from snn_onnx.ops import reference as ref
+import onnxruntime as ort
+so = ort.SessionOptions()
+so.register_custom_ops_library({lib!r})
+so.log_severity_level = 4
+for seed in range(40):
+    for static in (False, True):
+        x, th, attrs, counts, inits = tk.static_case(tk.if_case, seed) if static else tk.if_case(seed)
+        m, f = tk.build("IFNeuron", [("x", x), ("threshold", th)], attrs, counts, initializers=inits)
+        out = tk.run(so, m, f)
+        ry, rc = ref.if_neuron(x, th, **tk.resolved("IFNeuron", attrs))
+        tk.check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
+        x, pre, post, bias, attrs, counts, inits = (tk.static_case(tk.para_case, seed) if static
+                                                   else tk.para_case(seed))
+        m, f = tk.build("ParaIFNeuron", [("x", x), ("theta_pre", pre), ("theta_post", post),
+                                          ("bias", bias)], attrs, counts, initializers=inits)
+        out = tk.run(so, m, f)
+        ry, rc = ref.para_if_neuron(x, pre, post, bias, **tk.resolved("ParaIFNeuron", attrs))
+        tk.check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
+    x, T = tk.temporal_case(seed)
+    for op, fn in (("TemporalMean", ref.temporal_mean), ("TemporalDelta", ref.temporal_delta)):
+        m, f = tk.build(op, [("x", x)], {{"time_steps": T}})
+        (y,) = tk.run(so, m, f)
+        np.testing.assert_allclose(y, fn(x, time_steps=T), rtol=1e-6, atol=1e-6)
+print("ok")
+"""
+
+
+def test_baseline_isa_matches_reference(snn_library):
+    """The kernels are compiled for the baseline ISA and for AVX2 and picked at run time
+    (custom_ops/src/cpu/isa.h); the rest of this file tests the variant this CPU picks. Here
+    SNN_ONNX_ISA=baseline forces the baseline code in a fresh process."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    script = _BASELINE_SCRIPT.format(paths=[root, *sys.path], lib=snn_library)
+    env = {**os.environ, "SNN_ONNX_ISA": "baseline"}
+    res = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
+                         timeout=600)
+    assert res.returncode == 0 and res.stdout.strip().endswith("ok"), res.stderr[-3000:]
+
+
 # ---------------------------------------------------------------------------------------------
 # edges
 
@@ -295,7 +420,9 @@ def test_defaults_match_schema(so):
                                signed=attrs.get("signed", 0), signed_eps=1e-3, channel_axis=1)
         check_spikes(y, c, ry, rc, True)
         np.testing.assert_array_equal(y[B, 0, :2], [-1.0 if "signed" in attrs else 0.0, 0.0])
-    assert schema.PARA_IF_NEURON.attributes == {"time_steps": None, "v_init": 0.5, "channel_axis": 1}
+    assert schema.PARA_IF_NEURON.attributes == {"time_steps": None, "v_init": 0.5, "channel_axis": 1,
+                                                "static_input": 0}
+    assert d["static_input"] == 0
     model, feeds = build("ParaIFNeuron", [("x", x), ("theta_pre", th)], {"time_steps": T}, True)
     y, c = run(so, model, feeds)
     ry, rc = ref.para_if_neuron(x, th, time_steps=T, v_init=0.5, channel_axis=1)
@@ -417,6 +544,10 @@ BAD = [
      {"time_steps": 2}, ["bias has 5 values", "is 4"]),
     ("ParaIFNeuron", [("x", X6), ("theta_pre", np.ones(2, F32))], {"time_steps": 2, "channel_axis": 5},
      ["channel_axis 5 is out of range"]),
+    ("IFNeuron", [("x", X6), ("threshold", 1.0)], {"time_steps": 2, "static_input": 2},
+     ["static_input must be 0 or 1, got 2"]),
+    ("ParaIFNeuron", [("x", X6), ("theta_pre", 1.0)], {"time_steps": 2, "static_input": -1},
+     ["static_input must be 0 or 1, got -1"]),
     ("TemporalMean", [("x", X6)], {"time_steps": 4}, ["not divisible by time_steps 4"]),
     ("TemporalDelta", [("x", X6)], {"time_steps": -1}, ["time_steps must be >= 1, got -1"]),
 ]

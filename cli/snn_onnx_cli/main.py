@@ -360,6 +360,15 @@ register_report_commands(cli, handle_errors, {
 })
 
 
+@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def bench(args):
+    """CPU speed: the SNN vs T × ANN, the folded ANN and SpikingJelly (bench --help for options)."""
+    from snn_onnx.bench.cpu import main as bench_main
+
+    sys.exit(bench_main(list(args)))
+
+
 def main() -> None:
     cli(prog_name="snn-onnx")
 

@@ -16,7 +16,7 @@ import onnx_ir as ir
 from .. import metadata as md
 from ..errors import CalibrationError, ConversionError, DataError, OutputExistsError
 from ..version import __version__
-from . import analysis, calibrate, cleanup, validate
+from . import analysis, calibrate, cleanup, optimize, validate
 from .calibrate import CalibrationConfig, SiteRequest
 from .rewrite import NeuronConfig, NeuronRecord, SnnBuilder, batch_carrying
 
@@ -34,6 +34,7 @@ class ConversionResult:
     parity: dict[str, Any]
     calibration: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
+    optimizations: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [
@@ -130,6 +131,7 @@ def convert(
     on_progress: Callable[[str, int, int], None] | None = None,
     source_name: str | None = None,
     event_inputs: tuple[str, ...] = (),
+    optimize_graph: bool = True,
 ) -> ConversionResult:
     """Convert an ANN to a spiking ONNX model.
 
@@ -141,6 +143,8 @@ def convert(
     the SNN takes them as ``[T*B, ...]`` (time-major) instead of repeating a static input.
     Calibration and the parity check then feed the ANN each frame as a sample and the SNN
     the same frame repeated over time.
+    ``optimize_graph``: run the time-invariant layers before the first neuron once instead of
+    T times (``optimize.hoist_time_entry``; same outputs and spikes, less work).
     """
     t0 = time.perf_counter()
     out = check_output_path(output, force)
@@ -224,6 +228,7 @@ def convert(
             elif fixed_batch is not None:
                 v.shape = ir.Shape(["batch", *list(v.shape)[1:]])
     ir.passes.common.RemoveUnusedNodesPass()(ir_model)  # e.g. constants of replaced QCFS chains
+    optimizations = optimize.hoist_time_entry(ir_model, time_steps).describe() if optimize_graph else {}
     graph.sort()
     snn = ir.to_proto(ir_model)
     del snn.graph.value_info[:]  # shapes inferred for the ANN batch; ORT re-infers for T*B
@@ -267,7 +272,7 @@ def convert(
     return ConversionResult(
         model=snn, path=out, time_steps=time_steps, neuron=cfg.kind, sites=records,
         compensated=[n.name for n in plan.compensated], parity=parity, calibration=cal_meta,
-        seconds=timings,
+        seconds=timings, optimizations=optimizations,
     )
 
 

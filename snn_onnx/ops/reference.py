@@ -34,6 +34,21 @@ def split_time(x: np.ndarray, time_steps: int, op: str = "op") -> np.ndarray:
     return x.reshape((time_steps, x.shape[0] // time_steps) + x.shape[1:])
 
 
+def repeat_static(x: np.ndarray, time_steps: int, static_input: int, op: str = "op") -> np.ndarray:
+    """``static_input = 1``: ``x`` is one step ``[B, ...]`` that repeats at every step (a
+    time-invariant input); the op then computes exactly as on ``x`` repeated T times along
+    axis 0, ``[T*B, ...]`` (what the converter's entry Tile would have produced)."""
+    if static_input not in (0, 1):
+        raise OpInputError(f"{op}: static_input must be 0 or 1, got {static_input}")
+    if not static_input:
+        return x
+    if time_steps < 1:
+        raise OpInputError(f"{op}: time_steps must be >= 1, got {time_steps}")
+    if x.ndim < 1:
+        raise OpInputError(f"{op}: input must have at least one dimension (the batch axis)")
+    return np.tile(x, (time_steps,) + (1,) * (x.ndim - 1))
+
+
 def broadcast_param(
     p: np.ndarray | float, x_shape: tuple[int, ...], channel_axis: int, op: str, name: str
 ) -> np.ndarray:
@@ -73,10 +88,11 @@ def if_neuron(
     signed: int = 0,
     signed_eps: float = 1e-3,
     channel_axis: int = 1,
+    static_input: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Integrate-and-fire neuron, sequential over time (docs/ops.md#ifneuron)."""
     op = "IFNeuron"
-    x = np.asarray(x, dtype=F32)
+    x = repeat_static(np.asarray(x, dtype=F32), time_steps, static_input, op)
     xt = split_time(x, time_steps, op)
     if reset not in RESET_MODES:
         raise OpInputError(f"{op}: reset must be one of {RESET_MODES}, got {reset!r}")
@@ -114,6 +130,7 @@ def para_if_neuron(
     time_steps: int,
     v_init: float = 0.5,
     channel_axis: int = 1,
+    static_input: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Parallel spiking neuron (docs/ops.md#paraifneuron).
 
@@ -122,7 +139,7 @@ def para_if_neuron(
     multiplied by t), so a neuron fires on its first ``clamp(floor((acc+bias)/theta_pre), 0, T)``
     steps and the mean output is QCFS of the mean input."""
     op = "ParaIFNeuron"
-    x = np.asarray(x, dtype=F32)
+    x = repeat_static(np.asarray(x, dtype=F32), time_steps, static_input, op)
     xt = split_time(x, time_steps, op)
     th_pre = broadcast_param(theta_pre, x.shape, channel_axis, op, "theta_pre")
     _positive(th_pre, op, "theta_pre")

@@ -34,6 +34,7 @@ IF_NEURON = OpSchema(
         "signed": 0,
         "signed_eps": 1e-3,
         "channel_axis": 1,
+        "static_input": 0,
     },
     has_spike_counts=True,
 )
@@ -42,7 +43,7 @@ PARA_IF_NEURON = OpSchema(
     name="ParaIFNeuron",
     inputs=("x", "theta_pre", "theta_post", "bias"),
     n_required=2,
-    attributes={"time_steps": None, "v_init": 0.5, "channel_axis": 1},
+    attributes={"time_steps": None, "v_init": 0.5, "channel_axis": 1, "static_input": 0},
     has_spike_counts=True,
 )
 

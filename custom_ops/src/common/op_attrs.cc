@@ -9,6 +9,12 @@ int64_t parse_time_steps(const OrtApi& api, const OrtKernelInfo* info, const Nod
   return T;
 }
 
+bool parse_static_input(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id) {
+  const int64_t v = attr_int(api, info, id, "static_input", defaults::kStaticInput);
+  if (v != 0 && v != 1) id.fail("static_input must be 0 or 1, got " + std::to_string(v));
+  return v == 1;
+}
+
 }  // namespace
 
 IFAttrs IFAttrs::parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id) {
@@ -23,6 +29,7 @@ IFAttrs IFAttrs::parse(const OrtApi& api, const OrtKernelInfo* info, const NodeI
   a.is_signed = attr_int(api, info, id, "signed", defaults::kSigned) != 0;  // truthy, as reference.py
   a.signed_eps = attr_float(api, info, id, "signed_eps", defaults::kSignedEps);
   a.channel_axis = attr_int(api, info, id, "channel_axis", defaults::kChannelAxis);
+  a.static_input = parse_static_input(api, info, id);
   return a;
 }
 
@@ -31,6 +38,7 @@ ParaIFAttrs ParaIFAttrs::parse(const OrtApi& api, const OrtKernelInfo* info, con
   a.time_steps = parse_time_steps(api, info, id);
   a.v_init = attr_float(api, info, id, "v_init", defaults::kVInit);
   a.channel_axis = attr_int(api, info, id, "channel_axis", defaults::kChannelAxis);
+  a.static_input = parse_static_input(api, info, id);
   return a;
 }
 

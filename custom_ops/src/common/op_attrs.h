@@ -13,6 +13,7 @@ struct IFAttrs {
   bool is_signed;
   float signed_eps;
   int64_t channel_axis;
+  bool static_input;  // x is one step [B, ...] repeated at every step; y is [T*B, ...]
   static IFAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
 };
 
@@ -20,6 +21,7 @@ struct ParaIFAttrs {
   int64_t time_steps;
   float v_init;
   int64_t channel_axis;
+  bool static_input;  // as IFAttrs::static_input
   static ParaIFAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
 };
 

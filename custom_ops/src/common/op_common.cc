@@ -134,6 +134,15 @@ TimeLayout time_layout(const NodeId& id, const std::vector<int64_t>& x_shape, in
   return {T, x_shape[0] / T, n};
 }
 
+TimeLayout static_layout(const NodeId& id, const std::vector<int64_t>& x_shape, int64_t T) {
+  if (T < 1) id.fail("time_steps must be >= 1, got " + std::to_string(T));
+  if (x_shape.empty())
+    id.fail("input x must have at least one dimension (the batch axis), got a scalar");
+  int64_t n = 1;
+  for (size_t i = 1; i < x_shape.size(); ++i) n *= x_shape[i];
+  return {T, x_shape[0], n};
+}
+
 ParamLayout param_layout(const NodeId& id, const char* name, const std::vector<int64_t>& p_shape,
                          const std::vector<int64_t>& x_shape, int64_t channel_axis) {
   int64_t size = 1;

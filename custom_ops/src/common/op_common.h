@@ -28,6 +28,7 @@ inline constexpr int64_t kChannelAxis = 1;
 inline constexpr int64_t kLevels = 8;          // MultiThresholdNeuron
 inline constexpr int64_t kMaxLevels = 32;      // MultiThresholdNeuron: 2^k exact for k < 32
 inline constexpr int64_t kMTChannelAxis = -1;  // MultiThresholdNeuron: per feature, last axis
+inline constexpr int64_t kStaticInput = 0;
 }  // namespace defaults
 
 struct OpError : std::runtime_error {
@@ -61,6 +62,8 @@ struct TimeLayout {
   int64_t T, B, N;
 };
 TimeLayout time_layout(const NodeId& id, const std::vector<int64_t>& x_shape, int64_t T);
+// static_input: x is one step [B, d1, ...] repeated at every step (B = x_shape[0]).
+TimeLayout static_layout(const NodeId& id, const std::vector<int64_t>& x_shape, int64_t T);
 
 // A scalar or per-channel parameter. Neuron i (flat index over x.shape[1:]) uses
 // value[scalar ? 0 : (i / inner) % channels].

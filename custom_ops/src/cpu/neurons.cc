@@ -3,13 +3,19 @@
 // Bit-exactness with snn_onnx/ops/reference.py: the same float32 expressions in the same
 // order, one rounding per operation (the library is built with -ffp-contract=off, never
 // -ffast-math), and the same comparisons. Inner loops run over a contiguous block of neurons
-// with branch-free selects so the compiler vectorises them.
+// with branch-free selects so the compiler vectorises them; each task body is instantiated
+// for the baseline ISA and for AVX2 and picked at run time (isa.h).
+//
+// static_input (docs/ops.md): x is one step [B, ...] that repeats at every step. The tasks
+// read x through a per-step row stride `x_step` (B rows normally, 0 for a static input), so
+// both modes share one loop and one float order.
 #include "cpu_ops.h"
 
 #include <algorithm>
 #include <memory>
 
 #include "../common/op_attrs.h"
+#include "isa.h"
 #include "parallel.h"
 
 namespace snn::cpu {
@@ -50,6 +56,12 @@ Counts make_counts(Ort::KernelContext& ctx, bool wanted, std::vector<int64_t> sh
   return c;
 }
 
+// Shape of y: x's, with T*B rows for a static input ([B, ...] in, [T*B, ...] out).
+std::vector<int64_t> output_shape(std::vector<int64_t> xs, const TimeLayout& L) {
+  xs[0] = L.T * L.B;
+  return xs;
+}
+
 // ---------------------------------------------------------------------------------------------
 // IFNeuron
 
@@ -60,11 +72,13 @@ struct IFArgs {
   const float* theta;
   ParamLayout th_layout;
   int64_t T, B, N;
+  int64_t x_step;  // rows of x between two steps of a sample: B, or 0 for a static input
   float v_init, leak, neg_eps;
 };
 
 template <bool kSigned, bool kZero, bool kCounts>
-void if_task(const IFArgs& a, int64_t i0, int64_t len, int64_t b0, int64_t b1) noexcept {
+SNN_ALWAYS_INLINE void if_body(const IFArgs& a, int64_t i0, int64_t len, int64_t b0,
+                               int64_t b1) noexcept {
   alignas(64) float th[kMaxBlock], v0[kMaxBlock], v[kMaxBlock];
   alignas(64) int32_t net[kMaxBlock];  // net spike count so far (signed neurons)
   fill_param(a.theta, a.th_layout, i0, len, th);
@@ -76,9 +90,8 @@ void if_task(const IFArgs& a, int64_t i0, int64_t len, int64_t b0, int64_t b1) n
     std::copy_n(v0, len, v);
     if constexpr (kSigned) std::fill_n(net, len, 0);
     for (int64_t t = 0; t < a.T; ++t) {
-      const int64_t row = (t * a.B + b) * a.N + i0;
-      const float* __restrict xr = a.x + row;
-      float* __restrict yr = a.y + row;
+      const float* __restrict xr = a.x + (t * a.x_step + b) * a.N + i0;
+      float* __restrict yr = a.y + (t * a.B + b) * a.N + i0;
       int32_t* __restrict cr = kCounts ? a.counts.acc + t * a.N + i0 : nullptr;
       for (int64_t k = 0; k < len; ++k) {
         float vk = leak * v[k] + xr[k];
@@ -105,12 +118,26 @@ void if_task(const IFArgs& a, int64_t i0, int64_t len, int64_t b0, int64_t b1) n
   if constexpr (kCounts) a.counts.finish(i0, len);
 }
 
+template <bool kSigned, bool kZero, bool kCounts>
+void if_task(const IFArgs& a, int64_t i0, int64_t len, int64_t b0, int64_t b1) noexcept {
+  if_body<kSigned, kZero, kCounts>(a, i0, len, b0, b1);
+}
+template <bool kSigned, bool kZero, bool kCounts>
+SNN_TARGET_AVX2 void if_task_avx2(const IFArgs& a, int64_t i0, int64_t len, int64_t b0,
+                                  int64_t b1) noexcept {
+  if_body<kSigned, kZero, kCounts>(a, i0, len, b0, b1);
+}
+
 using IFTask = void (*)(const IFArgs&, int64_t, int64_t, int64_t, int64_t) noexcept;
 
-constexpr IFTask kIFTasks[8] = {
-    if_task<false, false, false>, if_task<false, false, true>, if_task<false, true, false>,
-    if_task<false, true, true>,   if_task<true, false, false>, if_task<true, false, true>,
-    if_task<true, true, false>,   if_task<true, true, true>,
+constexpr IFTask kIFTasks[2][8] = {
+    {if_task<false, false, false>, if_task<false, false, true>, if_task<false, true, false>,
+     if_task<false, true, true>, if_task<true, false, false>, if_task<true, false, true>,
+     if_task<true, true, false>, if_task<true, true, true>},
+    {if_task_avx2<false, false, false>, if_task_avx2<false, false, true>,
+     if_task_avx2<false, true, false>, if_task_avx2<false, true, true>,
+     if_task_avx2<true, false, false>, if_task_avx2<true, false, true>,
+     if_task_avx2<true, true, false>, if_task_avx2<true, true, true>},
 };
 
 struct IFNeuronKernel {
@@ -131,19 +158,21 @@ struct IFNeuronKernel {
     Ort::KernelContext ctx(raw);
     Ort::ConstValue x = ctx.GetInput(0), th = ctx.GetInput(1);
     const std::vector<int64_t> xs = x.GetTensorTypeAndShapeInfo().GetShape();
-    const TimeLayout L = time_layout(id_, xs, a_.time_steps);
+    const TimeLayout L = a_.static_input ? static_layout(id_, xs, a_.time_steps)
+                                         : time_layout(id_, xs, a_.time_steps);
     const auto th_info = th.GetTensorTypeAndShapeInfo();
     const ParamLayout P = param_layout(id_, "threshold", th_info.GetShape(), xs, a_.channel_axis);
     check_positive(id_, "threshold", th.GetTensorData<float>(),
                    static_cast<int64_t>(th_info.GetElementCount()));
 
-    Ort::UnownedValue y = ctx.GetOutput(0, xs);
+    Ort::UnownedValue y = ctx.GetOutput(0, output_shape(xs, L));
     std::unique_ptr<int32_t[]> scratch;
     IFArgs args{x.GetTensorData<float>(), y.GetTensorMutableData<float>(),
                 make_counts(ctx, want_counts_, xs, L.T, L.N, scratch), th.GetTensorData<float>(),
-                P, L.T, L.B, L.N, a_.v_init, a_.leak, -a_.signed_eps};
+                P, L.T, L.B, L.N, a_.static_input ? 0 : L.B, a_.v_init, a_.leak, -a_.signed_eps};
     const bool counts = args.counts.out != nullptr;
-    const IFTask task = kIFTasks[4 * a_.is_signed + 2 * a_.reset_zero + counts];
+    const IFTask task = kIFTasks[static_cast<int>(best_isa())]
+                                [4 * a_.is_signed + 2 * a_.reset_zero + counts];
     const Plan plan = make_plan(L.T, L.B, L.N, /*split_b=*/!counts);
     run_plan(ctx, plan, L.N, L.B,
              [&](int64_t i0, int64_t len, int64_t b0, int64_t b1) { task(args, i0, len, b0, b1); });
@@ -165,11 +194,13 @@ struct ParaArgs {
   const float *theta_pre, *theta_post, *bias;  // theta_post, bias: nullptr when absent
   ParamLayout pre_layout, post_layout, bias_layout;
   int64_t T, B, N;
+  int64_t x_step;  // as IFArgs::x_step
   float v_init;
 };
 
 template <bool kCounts>
-void para_task(const ParaArgs& a, int64_t i0, int64_t len, int64_t b0, int64_t b1) noexcept {
+SNN_ALWAYS_INLINE void para_body(const ParaArgs& a, int64_t i0, int64_t len, int64_t b0,
+                                 int64_t b1) noexcept {
   alignas(64) float pre[kMaxBlock], post[kMaxBlock], bias[kMaxBlock], drive[kMaxBlock];
   fill_param(a.theta_pre, a.pre_layout, i0, len, pre);
   if (a.theta_post)
@@ -185,7 +216,7 @@ void para_task(const ParaArgs& a, int64_t i0, int64_t len, int64_t b0, int64_t b
   for (int64_t b = b0; b < b1; ++b) {
     std::copy_n(a.x + b * a.N + i0, len, drive);
     for (int64_t t = 1; t < a.T; ++t) {
-      const float* __restrict xr = a.x + (t * a.B + b) * a.N + i0;
+      const float* __restrict xr = a.x + (t * a.x_step + b) * a.N + i0;
       for (int64_t k = 0; k < len; ++k) drive[k] = drive[k] + xr[k];
     }
     for (int64_t k = 0; k < len; ++k) drive[k] = drive[k] + bias[k];
@@ -202,6 +233,20 @@ void para_task(const ParaArgs& a, int64_t i0, int64_t len, int64_t b0, int64_t b
   }
   if constexpr (kCounts) a.counts.finish(i0, len);
 }
+
+template <bool kCounts>
+void para_task(const ParaArgs& a, int64_t i0, int64_t len, int64_t b0, int64_t b1) noexcept {
+  para_body<kCounts>(a, i0, len, b0, b1);
+}
+template <bool kCounts>
+SNN_TARGET_AVX2 void para_task_avx2(const ParaArgs& a, int64_t i0, int64_t len, int64_t b0,
+                                    int64_t b1) noexcept {
+  para_body<kCounts>(a, i0, len, b0, b1);
+}
+
+using ParaTask = void (*)(const ParaArgs&, int64_t, int64_t, int64_t, int64_t) noexcept;
+constexpr ParaTask kParaTasks[2][2] = {{para_task<false>, para_task<true>},
+                                       {para_task_avx2<false>, para_task_avx2<true>}};
 
 struct ParaIFNeuronKernel {
   static constexpr const char* kName = "ParaIFNeuron";
@@ -236,20 +281,22 @@ struct ParaIFNeuronKernel {
     Ort::KernelContext ctx(raw);
     Ort::ConstValue x = ctx.GetInput(0);
     const std::vector<int64_t> xs = x.GetTensorTypeAndShapeInfo().GetShape();
-    const TimeLayout L = time_layout(id_, xs, a_.time_steps);
+    const TimeLayout L = a_.static_input ? static_layout(id_, xs, a_.time_steps)
+                                         : time_layout(id_, xs, a_.time_steps);
     ParaArgs args{};
     args.theta_pre = param(ctx, 1, "theta_pre", xs, true, &args.pre_layout);
     args.theta_post = param(ctx, 2, "theta_post", xs, true, &args.post_layout);
     args.bias = param(ctx, 3, "bias", xs, false, &args.bias_layout);
 
-    Ort::UnownedValue y = ctx.GetOutput(0, xs);
+    Ort::UnownedValue y = ctx.GetOutput(0, output_shape(xs, L));
     args.x = x.GetTensorData<float>();
     args.y = y.GetTensorMutableData<float>();
     std::unique_ptr<int32_t[]> scratch;
     args.counts = make_counts(ctx, want_counts_, xs, L.T, L.N, scratch);
     args.T = L.T, args.B = L.B, args.N = L.N, args.v_init = a_.v_init;
+    args.x_step = a_.static_input ? 0 : L.B;
     const bool counts = args.counts.out != nullptr;
-    const auto task = counts ? para_task<true> : para_task<false>;
+    const ParaTask task = kParaTasks[static_cast<int>(best_isa())][counts];
     const Plan plan = make_plan(L.T, L.B, L.N, /*split_b=*/!counts);
     run_plan(ctx, plan, L.N, L.B,
              [&](int64_t i0, int64_t len, int64_t b0, int64_t b1) { task(args, i0, len, b0, b1); });

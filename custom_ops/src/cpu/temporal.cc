@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "../common/op_attrs.h"
+#include "isa.h"
 #include "parallel.h"
 
 namespace snn::cpu {
@@ -19,7 +20,7 @@ struct TemporalArgs {
 
 // y_t = (1/t) * sum_{tau<=t} x_tau: sequential float32 sum, then a true division by t
 // (not a multiplication by 1/t, which rounds differently).
-void mean_task(const TemporalArgs& a, int64_t j0, int64_t len) noexcept {
+SNN_ALWAYS_INLINE void mean_body(const TemporalArgs& a, int64_t j0, int64_t len) noexcept {
   alignas(64) float acc[kMaxBlock];
   std::fill_n(acc, len, 0.0f);
   for (int64_t t = 0; t < a.T; ++t) {
@@ -34,7 +35,7 @@ void mean_task(const TemporalArgs& a, int64_t j0, int64_t len) noexcept {
 }
 
 // y_1 = x_1, y_t = t*x_t - (t-1)*x_{t-1}: each product rounded before the subtraction.
-void delta_task(const TemporalArgs& a, int64_t j0, int64_t len) noexcept {
+SNN_ALWAYS_INLINE void delta_body(const TemporalArgs& a, int64_t j0, int64_t len) noexcept {
   std::copy_n(a.x + j0, len, a.y + j0);
   for (int64_t t = 1; t < a.T; ++t) {
     const float* __restrict xr = a.x + t * a.M + j0;
@@ -49,7 +50,17 @@ void delta_task(const TemporalArgs& a, int64_t j0, int64_t len) noexcept {
   }
 }
 
-template <void (*Task)(const TemporalArgs&, int64_t, int64_t) noexcept>
+void mean_task(const TemporalArgs& a, int64_t j0, int64_t len) noexcept { mean_body(a, j0, len); }
+SNN_TARGET_AVX2 void mean_task_avx2(const TemporalArgs& a, int64_t j0, int64_t len) noexcept {
+  mean_body(a, j0, len);
+}
+void delta_task(const TemporalArgs& a, int64_t j0, int64_t len) noexcept { delta_body(a, j0, len); }
+SNN_TARGET_AVX2 void delta_task_avx2(const TemporalArgs& a, int64_t j0, int64_t len) noexcept {
+  delta_body(a, j0, len);
+}
+
+template <void (*Task)(const TemporalArgs&, int64_t, int64_t) noexcept,
+          void (*TaskAvx2)(const TemporalArgs&, int64_t, int64_t) noexcept>
 struct TemporalKernel {
   static constexpr const char* kProvider = "CPUExecutionProvider";
   static constexpr size_t kInputs = 1, kRequiredInputs = 1;
@@ -72,19 +83,20 @@ struct TemporalKernel {
     const TemporalArgs args{x.GetTensorData<float>(), y.GetTensorMutableData<float>(), L.T,
                             L.B * L.N};
     const Plan plan = make_plan(L.T, 1, args.M, /*split_b=*/false);
+    const auto task = best_isa() == Isa::kAvx2 ? TaskAvx2 : Task;
     run_plan(ctx, plan, args.M, 1,
-             [&](int64_t j0, int64_t len, int64_t, int64_t) { Task(args, j0, len); });
+             [&](int64_t j0, int64_t len, int64_t, int64_t) { task(args, j0, len); });
   }
 
   NodeId id_;
   TemporalAttrs a_;
 };
 
-struct TemporalMeanKernel : TemporalKernel<mean_task> {
+struct TemporalMeanKernel : TemporalKernel<mean_task, mean_task_avx2> {
   static constexpr const char* kName = "TemporalMean";
   using TemporalKernel::TemporalKernel;
 };
-struct TemporalDeltaKernel : TemporalKernel<delta_task> {
+struct TemporalDeltaKernel : TemporalKernel<delta_task, delta_task_avx2> {
   static constexpr const char* kName = "TemporalDelta";
   using TemporalKernel::TemporalKernel;
 };

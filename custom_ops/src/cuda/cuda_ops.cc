@@ -209,6 +209,16 @@ Param device_param(const HostParam& p, const float* dev) {
 // ---------------------------------------------------------------------------------------------
 // Outputs
 
+// Layout of a neuron's input; with static_input x is one step [B, ...] and y is [T*B, ...].
+TimeLayout neuron_layout(const NodeId& id, const std::vector<int64_t>& xs, int64_t T, bool static_input) {
+  return static_input ? static_layout(id, xs, T) : time_layout(id, xs, T);
+}
+
+std::vector<int64_t> y_shape(std::vector<int64_t> xs, const TimeLayout& L) {
+  xs[0] = L.T * L.B;
+  return xs;
+}
+
 // The counts output [T, *x.shape[1:]] when the node declares it, else nullptr.
 int64_t* counts_output(Ort::KernelContext& ctx, bool wanted, std::vector<int64_t> shape, int64_t T) {
   if (!wanted) return nullptr;
@@ -253,9 +263,9 @@ struct IFNeuronKernel : Guarded<IFNeuronKernel> {
   void compute(Ort::KernelContext& ctx) {
     Ort::ConstValue x = ctx.GetInput(0);
     const std::vector<int64_t> xs = x.GetTensorTypeAndShapeInfo().GetShape();
-    const TimeLayout L = time_layout(id_, xs, a_.time_steps);
+    const TimeLayout L = neuron_layout(id_, xs, a_.time_steps, a_.static_input);
     const HostParam th = host_param(id_, ctx, 1, "threshold", xs, a_.channel_axis, true);
-    Ort::UnownedValue y = ctx.GetOutput(0, xs);
+    Ort::UnownedValue y = ctx.GetOutput(0, y_shape(xs, L));
     int64_t* counts = counts_output(ctx, want_counts_, xs, L.T);
     const Device d = device_of(id_, ctx);
     const Plan plan = plan_neurons(L.B, L.N, counts != nullptr, d.resident);
@@ -263,6 +273,7 @@ struct IFNeuronKernel : Guarded<IFNeuronKernel> {
     params_.run(id_, d, params, [&](const float* const* dev) {
       IFArgs a;
       a.g = grid_for(id_, d, L, counts, plan);
+      if (a_.static_input) a.g.x_step = 0;
       a.x = x.GetTensorData<float>();
       a.y = y.GetTensorMutableData<float>();
       a.theta = device_param(th, dev[0]);
@@ -290,12 +301,12 @@ struct ParaIFNeuronKernel : Guarded<ParaIFNeuronKernel> {
   void compute(Ort::KernelContext& ctx) {
     Ort::ConstValue x = ctx.GetInput(0);
     const std::vector<int64_t> xs = x.GetTensorTypeAndShapeInfo().GetShape();
-    const TimeLayout L = time_layout(id_, xs, a_.time_steps);
+    const TimeLayout L = neuron_layout(id_, xs, a_.time_steps, a_.static_input);
     const int64_t axis = a_.channel_axis;
     const HostParam pre = host_param(id_, ctx, 1, "theta_pre", xs, axis, true);
     const HostParam post = host_param(id_, ctx, 2, "theta_post", xs, axis, true);
     const HostParam bias = host_param(id_, ctx, 3, "bias", xs, axis, false);
-    Ort::UnownedValue y = ctx.GetOutput(0, xs);
+    Ort::UnownedValue y = ctx.GetOutput(0, y_shape(xs, L));
     int64_t* counts = counts_output(ctx, want_counts_, xs, L.T);
     const Device d = device_of(id_, ctx);
     const Plan plan = plan_neurons(L.B, L.N, counts != nullptr, d.resident);
@@ -303,6 +314,7 @@ struct ParaIFNeuronKernel : Guarded<ParaIFNeuronKernel> {
     params_.run(id_, d, params, [&](const float* const* dev) {
       ParaArgs a;
       a.g = grid_for(id_, d, L, counts, plan);
+      if (a_.static_input) a.g.x_step = 0;
       a.x = x.GetTensorData<float>();
       a.y = y.GetTensorMutableData<float>();
       a.pre = device_param(pre, dev[0]);

@@ -45,14 +45,17 @@ Grid grid(int64_t T, int64_t B, int64_t N, int64_t* counts, const Plan& p) {
 extern "C" {
 
 // Parameters: (data, channels, inner); channels <= 1 means a scalar. counts may be null.
+// static_input: x holds one step [B, N] read at every step; y is still [T, B, N].
 // resident: the GPU's resident threads for the plan; force_bpt > 0 overrides the plan's choice.
 
 int snn_emu_if(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, int64_t N,
                const float* theta, int64_t channels, int64_t inner, float v_init, float leak,
-               int is_signed, float signed_eps, int reset_zero, int64_t resident, int force_bpt) {
+               int is_signed, float signed_eps, int reset_zero, int64_t resident, int force_bpt,
+               int static_input) {
   const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
   IFArgs a;
   a.g = grid(T, B, N, counts, p);
+  if (static_input) a.g.x_step = 0;
   a.x = x, a.y = y;
   a.theta = param(theta, channels, inner);
   a.v_init = v_init, a.leak = leak, a.neg_eps = -signed_eps;
@@ -63,10 +66,11 @@ int snn_emu_if(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, 
 int snn_emu_para(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, int64_t N,
                  const float* pre, int64_t pre_ch, int64_t pre_in, const float* post, int64_t post_ch,
                  int64_t post_in, const float* bias, int64_t bias_ch, int64_t bias_in, float v_init,
-                 int64_t resident, int force_bpt) {
+                 int64_t resident, int force_bpt, int static_input) {
   const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
   ParaArgs a;
   a.g = grid(T, B, N, counts, p);
+  if (static_input) a.g.x_step = 0;
   a.x = x, a.y = y;
   a.pre = param(pre, pre_ch, pre_in);
   a.has_post = post != nullptr;

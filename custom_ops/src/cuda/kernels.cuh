@@ -60,6 +60,10 @@ SNN_HD void add_count(int64_t* c, int32_t n, bool direct) {
 // What every neuron kernel shares: shapes, the sample grouping and the outputs.
 struct Grid {
   int64_t T = 0, B = 0, N = 0;
+  // Elements of x between two steps: B*N, or 0 when x is one step [B, ...] repeated at every
+  // step (the neurons' static_input mode; y is still [T*B, ...]). -1 means B*N.
+  int64_t x_step = -1;
+  SNN_HD int64_t xstep() const { return x_step < 0 ? B * N : x_step; }
   int64_t* counts = nullptr;  // nullptr: the node declares no counts
   bool counts_direct = false; // one group spans the batch: store counts instead of adding
 };
@@ -79,11 +83,11 @@ struct IFArgs {
 template <bool kSigned, bool kZero, bool kCounts, int kBpt>
 struct IFBody {
   static SNN_HD void run(const IFArgs& a, int64_t tid) {
-    const int64_t N = a.g.N, B = a.g.B, step = B * N;
+    const int64_t N = a.g.N, B = a.g.B, step = B * N, xstep = a.g.xstep();
     const int64_t i = tid % N, b0 = (tid / N) * kBpt;
     const int64_t nb = B - b0 < kBpt ? B - b0 : kBpt;
-    const float* SNN_RESTRICT x = a.x + b0 * N + i;  // element (t, b0 + j, i): x[t*step + j*N]
-    float* SNN_RESTRICT y = a.y + b0 * N + i;
+    const float* SNN_RESTRICT x = a.x + b0 * N + i;  // element (t, b0 + j, i): x[t*xstep + j*N]
+    float* SNN_RESTRICT y = a.y + b0 * N + i;        // and y[t*step + j*N]
     const float th = a.theta.at(i);
     const float v0 = a.v_init * th;
     float v[kBpt];
@@ -93,12 +97,12 @@ struct IFBody {
       v[j] = v0;
       net[j] = 0;
     }
-    for (int64_t t = 0, o = 0; t < a.g.T; ++t, o += step) {  // o: offset of step t
+    for (int64_t t = 0, o = 0, ox = 0; t < a.g.T; ++t, o += step, ox += xstep) {  // offsets of step t
       int32_t fired = 0;
       SNN_UNROLL
       for (int j = 0; j < kBpt; ++j) {
         if (j >= nb) break;
-        float vk = a.leak * v[j] + x[o + j * N];
+        float vk = a.leak * v[j] + x[ox + j * N];
         const bool pos = vk >= th;
         bool neg = false;
         if (kSigned) {
@@ -136,7 +140,7 @@ struct ParaArgs {
 template <bool kCounts, int kBpt>
 struct ParaBody {
   static SNN_HD void run(const ParaArgs& a, int64_t tid) {
-    const int64_t N = a.g.N, B = a.g.B, step = B * N;
+    const int64_t N = a.g.N, B = a.g.B, step = B * N, xstep = a.g.xstep();
     const int64_t i = tid % N, b0 = (tid / N) * kBpt;
     const int64_t nb = B - b0 < kBpt ? B - b0 : kBpt;
     const float* SNN_RESTRICT x = a.x + b0 * N + i;
@@ -150,11 +154,11 @@ struct ParaBody {
       if (j >= nb) break;
       drive[j] = x[j * N];
     }
-    for (int64_t t = 1, o = step; t < a.g.T; ++t, o += step) {
+    for (int64_t t = 1, ox = xstep; t < a.g.T; ++t, ox += xstep) {
       SNN_UNROLL
       for (int j = 0; j < kBpt; ++j) {
         if (j >= nb) break;
-        drive[j] = drive[j] + x[o + j * N];
+        drive[j] = drive[j] + x[ox + j * N];
       }
     }
     SNN_UNROLL
