@@ -59,8 +59,8 @@ def worked_example() -> list[str]:
         f"`64 · r4[h//2] · r4[w//2]` with `r4 = {r4.tolist()}`; the pooling's 1/4 is folded into the weights.",
         "* The classifier reads `features.9` through average pooling and Flatten: every spike reaches the 10 logits, "
         "10 SOPs.",
-        "* The first convolution reads the input image repeated over the T steps (direct coding): "
-        "`8·8·16·9 = 9,216` MACs per step, `T · 9,216` per inference.",
+        "* The first convolution reads the input image, the same at every step (direct coding): the converter "
+        "runs it once, before the time entry, so it costs `8·8·16·9 = 9,216` MACs per inference whatever T is.",
     ]
 
 
@@ -137,7 +137,7 @@ def render(results: list[dict]) -> tuple[list[str], dict]:
     over = [p.t for p in longest.anytime if p.energy_pj > longest.energy.ann_energy_pj]
     crossing = (f"from t = {over[0]} on, the SNN has spent more than the ANN's one pass" if over
                 else f"the SNN stays below the ANN's energy up to t = {longest.energy.time_steps}")
-    lines += ["", "The first layer's MACs grow with T (the image is repeated at every step), and so do the SOPs, "
+    lines += ["", "The first layer runs once whatever T is, but the SOPs grow with T "
               f"while the ANN pays once: in the T = {longest.energy.time_steps} IF run, {crossing} "
               "(anytime energy; for IF it equals the energy of an SNN converted for that T, tests/test_report.py)."]
     return lines, summary

@@ -87,6 +87,9 @@ class LayerSpec:
     dense_macs: int
     ann_macs: float
     fanouts: dict[str, np.ndarray] = field(default_factory=dict)
+    # Runs once per sample instead of once per step: the converter moved it before the time
+    # entry (its input is the same at every step), so all its MACs fall in step 1.
+    once: bool = False
 
     @property
     def sources(self) -> list[str]:
@@ -135,6 +138,7 @@ class EnergyModel:
                     self._producer[o] = (n, i)
         inits = {i.name for i in g.initializer}
         self._graph_inputs = [i.name for i in g.input if i.name not in inits]
+        self._input_kinds: dict[str, str] = meta.get("inputs", {})
         self._data = self._data_values(g)
         site_of_counts = {s["counts"]: s["site"] for s in meta.get("sites", []) if s.get("counts")}
         graph_outputs = {o.name for o in g.output}
@@ -251,6 +255,9 @@ class EnergyModel:
             return [(self._source_of_output[value], np.arange(int(np.prod(self._shape(value))), dtype=np.int64))]
         prod = self._producer.get(value)
         if prod is None:
+            if self._input_kinds.get(value) == "static":
+                # the converter hoisted the layer before the time entry: it runs once per sample
+                raise NotExact(f"direct coding: its input is the static input '{value}', the same at every step, so it runs once")
             raise NotExact(f"its input is the graph input '{value}' (analog values or event frames, not spikes of a neuron)")
         node, out_idx = prod
         if node.op_type == "Tile" and node.input[0] in self._graph_inputs:
@@ -301,10 +308,20 @@ class EnergyModel:
         if macs is None:
             return None
         reason = "non-linear op on analog values (estimate, docs/energy.md)"
-        return LayerSpec(_readable(n), n.name, n.op_type, role_nonsyn, "MAC", reason, int(macs), self._per_step(macs))
+        return LayerSpec(_readable(n), n.name, n.op_type, role_nonsyn, "MAC", reason, int(macs),
+                         self._per_pass(n, macs), once=self._once(n))
 
-    def _per_step(self, macs: int) -> float:
-        return macs / self.time_steps
+    def _rows(self, n: onnx.NodeProto) -> int:
+        """Rows per sample the op runs on: T (every step) or 1 (time-invariant, hoisted)."""
+        shape = self.shapes.get(n.output[0])
+        return 1 if shape and len(shape) and shape[0] == 1 and self.time_steps > 1 else self.time_steps
+
+    def _once(self, n: onnx.NodeProto) -> bool:
+        return self._rows(n) == 1 and self.time_steps > 1
+
+    def _per_pass(self, n: onnx.NodeProto, macs: int) -> float:
+        """MACs of one ANN-equivalent pass: the op's MACs divided by the rows it ran on."""
+        return macs / self._rows(n)
 
     def _synaptic(self, n: onnx.NodeProto, varying: list[int]) -> LayerSpec:
         op = n.op_type
@@ -313,7 +330,8 @@ class EnergyModel:
         if op == "Einsum":
             shapes = [self._shape(v) for v in n.input]
             dense = _einsum_macs(str(_attr(n, "equation")), shapes)
-            return LayerSpec(_readable(n), n.name, op, role, "MAC", "Einsum: no SOP rule, dense MACs", dense, self._per_step(dense))
+            return LayerSpec(_readable(n), n.name, op, role, "MAC", "Einsum: no SOP rule, dense MACs", dense,
+                             self._per_pass(n, dense), once=self._once(n))
         a_shape, b_shape = self._shape(n.input[0]), self._shape(n.input[1])
         if op == "Conv":
             dense = fanout.conv_macs(out_shape, b_shape)
@@ -323,7 +341,7 @@ class EnergyModel:
             dense = fanout.gemm_macs(out_shape, a_shape, int(_attr(n, "transA", 0)))
         else:
             dense = fanout.matmul_macs(a_shape, out_shape)
-        spec = LayerSpec(_readable(n), n.name, op, role, "MAC", "", dense, self._per_step(dense))
+        spec = LayerSpec(_readable(n), n.name, op, role, "MAC", "", dense, self._per_pass(n, dense), once=self._once(n))
         data_ops = [j for j in varying if j < 2]
         if role == "compensation":
             spec.reason = "inside a compensation block: analog inputs"
@@ -397,7 +415,11 @@ class EnergyModel:
                 macs = np.zeros(T)
             else:
                 sops = np.zeros(T)
-                macs = np.full(T, spec.dense_macs / T)
+                if spec.once:
+                    macs = np.zeros(T)
+                    macs[0] = spec.dense_macs
+                else:
+                    macs = np.full(T, spec.dense_macs / T)
             layers.append(LayerEnergy(spec.name, spec.node, spec.op, spec.role, spec.counting, spec.reason, spec.sources,
                                       sops, macs, spec.ann_macs, spec.dense_macs, config))
         return EnergyResult(config, T, samples, layers, neurons)

@@ -3,7 +3,8 @@
 Energy accounting needs the shape of every tensor a counted op reads or writes. ONNX shape
 inference cannot see through the ``snn_onnx`` custom ops, so they are replaced, in a copy, by
 ``Identity`` on their first input (every op of the domain returns a tensor of its input's
-shape); the graph inputs are pinned to the sample's shapes; ONNX's inference with data
+shape, or with static_input a Concat of T copies of it); the graph inputs are pinned to the
+sample's shapes; ONNX's inference with data
 propagation then resolves shape computations (``Shape -> Slice -> Concat -> Reshape``).
 Values it leaves unknown are measured by running the real model once on zeros of the sample's
 shapes with those values as extra outputs (a *probe*), which works for any graph ORT runs.
@@ -39,12 +40,19 @@ def _pinned_copy(model: onnx.ModelProto, inputs: Mapping[str, np.ndarray]) -> on
     g = m.graph
     for node in g.node:
         if node.domain == schema.DOMAIN:
+            attrs = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
             x = node.input[0]
             y = node.output[0]
             node.Clear()
-            node.op_type, node.domain = "Identity", ""
             node.input.append(x)
             node.output.append(y)
+            if attrs.get("static_input", 0):
+                # x is one step [B, ...]; y repeats it over time: [T*B, ...]
+                node.op_type, node.domain = "Concat", ""
+                node.input.extend([x] * (int(attrs["time_steps"]) - 1))
+                node.attribute.append(onnx.helper.make_attribute("axis", 0))
+            else:
+                node.op_type, node.domain = "Identity", ""
     produced = {o for n in g.node for o in n.output} | {i.name for i in g.input} | {i.name for i in g.initializer}
     keep = [o for o in g.output if o.name in produced]
     del g.output[:]
