@@ -34,6 +34,18 @@ ParaIFAttrs ParaIFAttrs::parse(const OrtApi& api, const OrtKernelInfo* info, con
   return a;
 }
 
+MultiThresholdAttrs MultiThresholdAttrs::parse(const OrtApi& api, const OrtKernelInfo* info,
+                                               const NodeId& id) {
+  MultiThresholdAttrs a{};
+  a.time_steps = parse_time_steps(api, info, id);
+  a.levels = attr_int(api, info, id, "levels", defaults::kLevels);
+  if (a.levels < 1 || a.levels > kMaxLevels)
+    id.fail("levels must be in [1, " + std::to_string(kMaxLevels) + "], got " +
+            std::to_string(a.levels));
+  a.channel_axis = attr_int(api, info, id, "channel_axis", defaults::kMTChannelAxis);
+  return a;
+}
+
 TemporalAttrs TemporalAttrs::parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id) {
   return {parse_time_steps(api, info, id)};
 }

@@ -23,6 +23,13 @@ struct ParaIFAttrs {
   static ParaIFAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
 };
 
+struct MultiThresholdAttrs {
+  int64_t time_steps;
+  int64_t levels;  // 1 .. kMaxLevels
+  int64_t channel_axis;
+  static MultiThresholdAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
+};
+
 struct TemporalAttrs {  // TemporalMean, TemporalDelta
   int64_t time_steps;
   static TemporalAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);

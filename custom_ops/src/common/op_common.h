@@ -25,7 +25,11 @@ inline constexpr const char* kReset = "subtract";
 inline constexpr int64_t kSigned = 0;
 inline constexpr float kSignedEps = 1e-3f;
 inline constexpr int64_t kChannelAxis = 1;
+inline constexpr int64_t kLevels = 8;          // MultiThresholdNeuron
+inline constexpr int64_t kMTChannelAxis = -1;  // MultiThresholdNeuron: features last
 }  // namespace defaults
+
+inline constexpr int64_t kMaxLevels = 32;  // = schema.MAX_LEVELS
 
 struct OpError : std::runtime_error {
   using std::runtime_error::runtime_error;
