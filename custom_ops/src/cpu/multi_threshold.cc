@@ -5,7 +5,9 @@
 // in ascending k and a later one that fires replaces an earlier one. The loops over a block
 // of neurons are branch-free selects, so the compiler vectorises them.
 #include <algorithm>
+#include <array>
 #include <memory>
+#include <utility>
 
 #include "../common/op_attrs.h"
 #include "cpu_ops.h"
@@ -23,18 +25,16 @@ struct MTArgs {
   int64_t T, B, N, levels;
 };
 
-template <bool kCounts>
+// One task: neurons [i0, i0+len) of samples [b0, b1). kLevels is a compile-time constant so
+// the level loop unrolls and the loop over neurons vectorises with the membrane, the two
+// candidate outputs and the scales in registers.
+template <int kLevels, bool kCounts>
 void mt_task(const MTArgs& a, int64_t i0, int64_t len, int64_t b0, int64_t b1) noexcept {
-  alignas(64) float sp[kMaxBlock], sn[kMaxBlock], hp[kMaxBlock], hn[kMaxBlock];
-  alignas(64) float v[kMaxBlock], nv[kMaxBlock], op[kMaxBlock], on[kMaxBlock];
+  alignas(64) float sp[kMaxBlock], sn[kMaxBlock], v[kMaxBlock];
   fill_param(a.scale_pos, a.pos_layout, i0, len, sp);
   fill_param(a.scale_neg, a.neg_layout, i0, len, sn);
-  for (int64_t k = 0; k < len; ++k) {
-    hp[k] = sp[k] * 0.5f;
-    hn[k] = sn[k] * 0.5f;
-  }
-  float pow2[kMaxLevels];
-  for (int64_t l = 0; l < a.levels; ++l) pow2[l] = static_cast<float>(int64_t{1} << l);
+  float pow2[kLevels];
+  for (int l = 0; l < kLevels; ++l) pow2[l] = static_cast<float>(int64_t{1} << l);
   // A task writing counts owns all samples of its neuron block (make_plan, split_b = false),
   // so no other task adds to the same counts.
   if constexpr (kCounts)
@@ -46,30 +46,40 @@ void mt_task(const MTArgs& a, int64_t i0, int64_t len, int64_t b0, int64_t b1) n
       const int64_t row = (t * a.B + b) * a.N + i0;
       const float* __restrict xr = a.x + row;
       float* __restrict yr = a.y + row;
-      for (int64_t k = 0; k < len; ++k) {
-        v[k] = v[k] + xr[k];
-        nv[k] = -v[k];
-        op[k] = 0.0f;
-        on[k] = 0.0f;
-      }
-      for (int64_t l = 0; l < a.levels; ++l) {
-        const float p2 = pow2[l];
-        for (int64_t k = 0; k < len; ++k) {
-          const float lp = sp[k] * p2, ln = sn[k] * p2;
-          const float tp = lp - hp[k], tn = ln - hn[k];
-          op[k] = v[k] >= tp ? lp : op[k];
-          on[k] = nv[k] >= tn ? ln : on[k];
-        }
-      }
       int64_t* __restrict cr = kCounts ? a.counts + t * a.N + i0 : nullptr;
       for (int64_t k = 0; k < len; ++k) {
-        const float out = op[k] > 0.0f ? op[k] : 0.0f - on[k];  // +0.0 when silent
+        const float vk = v[k] + xr[k];
+        const float nvk = -vk;
+        const float spk = sp[k], snk = sn[k];
+        const float hp = spk * 0.5f, hn = snk * 0.5f;
+        float op = 0.0f, on = 0.0f;
+        for (int l = 0; l < kLevels; ++l) {  // ascending: a larger level that fires replaces
+          const float lp = spk * pow2[l], ln = snk * pow2[l];
+          const float tp = lp - hp, tn = ln - hn;
+          op = vk >= tp ? lp : op;
+          on = nvk >= tn ? ln : on;
+        }
+        const float out = op > 0.0f ? op : 0.0f - on;  // +0.0 when silent
         yr[k] = out;
-        v[k] = v[k] - out;
+        v[k] = vk - out;
         if constexpr (kCounts) cr[k] += static_cast<int64_t>(out != 0.0f);
       }
     }
   }
+}
+
+using MTTask = void (*)(const MTArgs&, int64_t, int64_t, int64_t, int64_t) noexcept;
+
+template <int... L>
+constexpr std::array<MTTask, sizeof...(L)> task_table(bool counts, std::integer_sequence<int, L...>) {
+  return counts ? std::array<MTTask, sizeof...(L)>{mt_task<L + 1, true>...}
+                : std::array<MTTask, sizeof...(L)>{mt_task<L + 1, false>...};
+}
+
+MTTask pick_task(int64_t levels, bool counts) {
+  static const auto with = task_table(true, std::make_integer_sequence<int, kMaxLevels>{});
+  static const auto without = task_table(false, std::make_integer_sequence<int, kMaxLevels>{});
+  return (counts ? with : without)[static_cast<size_t>(levels - 1)];
 }
 
 struct MultiThresholdNeuronKernel {
@@ -118,7 +128,7 @@ struct MultiThresholdNeuronKernel {
     }
     args.T = L.T, args.B = L.B, args.N = L.N, args.levels = a_.levels;
     const bool counts = args.counts != nullptr;
-    const auto task = counts ? mt_task<true> : mt_task<false>;
+    const MTTask task = pick_task(a_.levels, counts);
     const Plan plan = make_plan(L.T, L.B, L.N, /*split_b=*/!counts);
     run_plan(ctx, plan, L.N, L.B,
              [&](int64_t i0, int64_t len, int64_t b0, int64_t b1) { task(args, i0, len, b0, b1); });
