@@ -204,3 +204,17 @@ def test_bad_input(so, case):
     good, feeds = build(OP, [("x", X6), ("scale_pos", ONE), ("scale_neg", ONE)], {"time_steps": 3})
     (y,) = run(so, good, feeds)
     np.testing.assert_array_equal(y, ref.multi_threshold_neuron(X6, 1.0, 1.0, time_steps=3)[0])
+
+
+@pytest.mark.parametrize("levels", [1, 31, 32])
+def test_extreme_levels(so, levels):
+    """Every level count the kernel is compiled for up to 32 (2^31 as the top level), huge inputs."""
+    rng = np.random.default_rng(levels)
+    T = 5
+    x = (rng.standard_normal((T * 2, 7, 33)) * rng.choice([1.0, 1e6, 3e9], size=(1, 1, 33))).astype(F32)
+    for sp, sn in ((np.float32(0.5), np.float32(2.0)), (rng.uniform(0.1, 3, 33).astype(F32), np.float32(1.0))):
+        model, feeds = build(OP, [("x", x), ("scale_pos", sp), ("scale_neg", sn)], {"time_steps": T, "levels": levels}, True)
+        y, c = run(so, model, feeds)
+        ry, rc = ref.multi_threshold_neuron(x, sp, sn, time_steps=T, levels=levels)
+        np.testing.assert_array_equal(y, ry)
+        np.testing.assert_array_equal(c, rc)
