@@ -231,3 +231,69 @@ def test_products_of_one_varying_operand_stay_linear():
     snn, plan = compensate_model(ann, T, ["q"])
     assert not plan.blocks and not plan.compensated
     assert not [n for n in snn.graph.node if n.domain == "snn_onnx"]
+
+
+# --------------------------------------------------------------------------- fused kernel
+
+FUNCS = ("gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "relu")
+
+
+def _fused_model(fn: str, t: int) -> bytes:
+    node = helper.make_node("CompensatedElementwise", ["x"], ["y"], domain="snn_onnx", name="fused0",
+                            time_steps=t, function=fn)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    return helper.make_model(g, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("snn_onnx", 1)],
+                             ir_version=10).SerializeToString()
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_fused_kernel_matches_reference(seed, snn_library):
+    from snn_onnx.ops import reference as ref
+
+    rng = np.random.default_rng(900 + seed)
+    fn = FUNCS[seed % len(FUNCS)]
+    t = int(rng.integers(1, 17))
+    shape = [t * int(rng.integers(1, 4))] + [int(rng.integers(1, 40)) for _ in range(int(rng.integers(0, 3)))]
+    x = (rng.standard_normal(shape) * rng.choice([0.5, 2.0, 6.0])).astype(F32)
+    (y,) = make_session(_fused_model(fn, t)).run(["y"], {"x": x})
+    r = ref.compensated_elementwise(x, time_steps=t, function=fn)
+    # f in float32 vs float64: ~1e-7 relative; the delta multiplies by up to t
+    np.testing.assert_allclose(y, r, rtol=0, atol=2e-6 * t * max(1.0, float(np.abs(x).max())))
+
+
+@pytest.mark.parametrize("fn,attrs,msg", [
+    ("gelu", {"time_steps": 4}, "not divisible by time_steps 4"),
+    ("softplus", {"time_steps": 2}, "function must be one of"),
+    (None, {"time_steps": 2}, "required attribute 'function' is missing"),
+])
+def test_fused_kernel_bad_input(fn, attrs, msg, snn_library):
+    kw = dict(attrs)
+    if fn is not None:
+        kw["function"] = fn
+    node = helper.make_node("CompensatedElementwise", ["x"], ["y"], domain="snn_onnx", name="bad_fused", **kw)
+    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, None)],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("snn_onnx", 1)], ir_version=10)
+    with pytest.raises(Exception) as info:
+        make_session(m).run(["y"], {"x": np.ones((6, 3), F32)})
+    assert "CompensatedElementwise node 'bad_fused'" in str(info.value) and msg in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize("case", ["hardswish", "hardswish_decomposed", "hardsigmoid"])
+def test_fused_blocks_are_exact(case, snn_library):
+    """With fusion on, blocks with a faster fused kernel become one CompensatedElementwise
+    node, and the cumulative output is still t * f(mean)."""
+    build, _, _, _ = CASES[case]
+    ann = build()
+    snn, plan = compensate_model(ann, T, fused=True)
+    ops = Counter(n.op_type for n in snn.graph.node if n.domain == "snn_onnx")
+    assert ops == Counter({"CompensatedElementwise": 1}), ops
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((T, B, 5, 8)) * 3).astype(F32)
+    (y,) = make_session(snn).run(["y"], {"x": x.reshape(T * B, 5, 8)})
+    cum = np.cumsum(y.reshape(T, B, 5, 8).astype(np.float64), axis=0)
+    ref = ort.InferenceSession(ann.SerializeToString(), providers=["CPUExecutionProvider"])
+    for t in range(1, T + 1):
+        (f_mean,) = ref.run(["y"], {"x": (x[:t].astype(np.float64).sum(0) / t).astype(F32)})
+        np.testing.assert_allclose(cum[t - 1], t * f_mean, rtol=0, atol=1e-5 * t * max(1.0, float(np.abs(f_mean).max())))

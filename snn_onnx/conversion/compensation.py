@@ -29,6 +29,7 @@ from .rewrite import SnnBuilder
 
 TM, TD = schema.TEMPORAL_MEAN.name, schema.TEMPORAL_DELTA.name
 SPIKING = frozenset(schema.SPIKING_OPS)
+FUSED_OPS = frozenset({schema.COMPENSATED_ELEMENTWISE.name})
 
 # Ops through which the running mean passes unchanged when at most one input varies in time
 # (and, for Div, only the numerator): mean_t(g(x_t, c)) == g(mean_t(x), c).
@@ -77,7 +78,7 @@ def time_varying(graph: ir.Graph, seeds: frozenset[ir.Value] = frozenset()) -> s
         if node.domain == schema.DOMAIN:
             if node.op_type in SPIKING:
                 tv.add(node.outputs[0])
-            elif any(v in tv for v in node.inputs if v is not None) or node.op_type == TD:
+            elif any(v in tv for v in node.inputs if v is not None) or node.op_type == TD or node.op_type in FUSED_OPS:
                 tv.update(node.outputs)
             continue
         if node.op_type in ("Shape", "Size"):
@@ -172,20 +173,34 @@ def _replace_outputs(graph: ir.Graph, old: ir.Value, new: ir.Value) -> None:
 
 
 def compensate_all(
-    builder: SnnBuilder, blocks: list[Block], nodes: list[ir.Node], seeds: frozenset[ir.Value] = frozenset()
+    builder: SnnBuilder,
+    blocks: list[Block],
+    nodes: list[ir.Node],
+    seeds: frozenset[ir.Value] = frozenset(),
+    fused: bool = False,
 ) -> dict[str, int]:
-    """Blocks first, then single nodes and products (each seeing the time variation of the
+    """Blocks first (``fused``: as one CompensatedElementwise node where that is faster,
+    ``fused.py``), then single nodes and products (each seeing the time variation of the
     graph as rewritten so far; ``seeds``: values varying over time besides the outputs of
     snn_onnx ops), then :func:`simplify`."""
+    from .fused import can_fuse, fuse_block
+
+    n_fused = 0
     for blk in blocks:
-        compensate_block(builder, blk)
+        if fused and can_fuse(blk):
+            fuse_block(builder, blk)
+            n_fused += 1
+        else:
+            compensate_block(builder, blk)
     for node in nodes:
         builder.compensate(node, time_varying(builder.graph, seeds))
-    return simplify(builder.graph, seeds)
+    info = simplify(builder.graph, seeds)
+    info["fused_blocks"] = n_fused
+    return info
 
 
 def compensate_model(
-    model: onnx.ModelProto, time_steps: int, inputs: list[str] | None = None
+    model: onnx.ModelProto, time_steps: int, inputs: list[str] | None = None, fused: bool = False
 ) -> tuple[onnx.ModelProto, Plan]:
     """Expectation compensation of a whole per-sample model whose ``inputs`` (default: all)
     already vary over time, ``[T*B, ...]`` time-major, and whose outputs are read per step.
@@ -202,7 +217,7 @@ def compensate_model(
     plan = Plan([])
     plan_time(graph, plan, {}, set(), spiking_uses=uses, extra_compensated=frozenset({"Relu"}))
     builder = SnnBuilder(ir_model, time_steps)
-    compensate_all(builder, plan.blocks, plan.compensated, seeds)
+    compensate_all(builder, plan.blocks, plan.compensated, seeds, fused)
     ir.passes.common.RemoveUnusedNodesPass()(ir_model)
     graph.sort()
     proto = ir.to_proto(ir_model)

@@ -17,6 +17,7 @@ from .. import metadata as md
 from ..errors import CalibrationError, ConversionError, DataError, OutputExistsError
 from ..version import __version__
 from . import analysis, calibrate, cleanup, compensation, transformer, validate
+from . import fused as fused_ops
 from .calibrate import CalibrationConfig, SiteRequest
 from .rewrite import NeuronConfig, NeuronRecord, SnnBuilder, batch_carrying
 from .transformer import MultiThresholdConfig
@@ -162,8 +163,8 @@ def convert(
     ``mode``: "cnn" (ReLU / clip / QCFS activations become IF or ParaIF neurons), "transformer"
     (multi-threshold neurons on the activation inputs of every Linear / MatMul, configured by
     ``multi_threshold``; docs/transformers.md) or "auto" (transformer for graphs with MatMul on
-    activations and LayerNorm or attention softmax). ``fused``: replace compensated blocks
-    that have a fused kernel by it (transformer mode).
+    activations and LayerNorm or attention softmax). ``fused``: compensate blocks with a
+    fused kernel (``CompensatedElementwise``) where it is faster (conversion/fused.py).
     """
     t0 = time.perf_counter()
     out = check_output_path(output, force)
@@ -227,7 +228,11 @@ def convert(
     # compensation first: it looks values up in plan.time_varying, which names the ANN's
     # activation outputs; the neurons then take over all their uses
     for blk in plan.blocks if chosen == "cnn" else []:
-        compensation.compensate_block(builder, blk)
+        if fused and fused_ops.can_fuse(blk):
+            fused_ops.fuse_block(builder, blk)
+            comp_info["fused_blocks"] = comp_info.get("fused_blocks", 0) + 1
+        else:
+            compensation.compensate_block(builder, blk)
     for node in plan.compensated if chosen == "cnn" else []:
         builder.compensate(node, plan.time_varying)
     for site in plan.sites:
@@ -255,7 +260,7 @@ def convert(
         raise ConversionError(f"event input(s) {unknown} are not inputs of the model ({[v.name for v in data_inputs]})")
     static = [v for v in data_inputs if v.name not in event_inputs]
     if chosen == "cnn":
-        comp_info = compensation.simplify(graph)
+        comp_info.update(compensation.simplify(graph))
     carrying = batch_carrying(graph, data_inputs)
     builder.fix_reshapes(carrying, fixed_batch)
     builder.time_entry(static)

@@ -401,11 +401,7 @@ def rewrite(
             threshold=[float(v) for v in rp.ravel()], threshold_source="calibration:percentile",
             negative_fallback=fallback,
         ))
-    info: dict[str, Any] = compensation.compensate_all(builder, p.blocks, p.compensated)
-    if fused:
-        from . import fused as fused_ops
-
-        info["fused"] = fused_ops.fuse(builder)
+    info: dict[str, Any] = compensation.compensate_all(builder, p.blocks, p.compensated, fused=fused)
     return records, info
 
 

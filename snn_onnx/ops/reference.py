@@ -222,6 +222,44 @@ def temporal_delta(x: np.ndarray, *, time_steps: int) -> np.ndarray:
     return y.reshape(x.shape)
 
 
+def _sigmoid64(m: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-m))
+
+
+def _erf64(m: np.ndarray) -> np.ndarray:
+    from math import erf
+
+    return np.vectorize(erf, otypes=[np.float64])(m) if m.size else m
+
+
+ELEMENTWISE = {
+    # torch's definitions (HardSigmoid: x/6 + 1/2 clipped to [0, 1])
+    "gelu": lambda m: 0.5 * m * (1.0 + _erf64(m / np.sqrt(2.0))),
+    "gelu_tanh": lambda m: 0.5 * m * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (m + 0.044715 * m**3))),
+    "silu": lambda m: m * _sigmoid64(m),
+    "sigmoid": _sigmoid64,
+    "tanh": np.tanh,
+    "hardsigmoid": lambda m: np.clip(m / 6.0 + 0.5, 0.0, 1.0),
+    "hardswish": lambda m: m * np.clip(m / 6.0 + 0.5, 0.0, 1.0),
+    "relu": lambda m: np.maximum(m, 0.0),
+}
+
+
+def compensated_elementwise(x: np.ndarray, *, time_steps: int, function: str) -> np.ndarray:
+    """Fused expectation compensation ``TemporalDelta(f(TemporalMean(x)))`` for an elementwise
+    f (docs/ops.md#compensatedelementwise): the running mean in float32 as TemporalMean,
+    f in float64 rounded to float32, the delta in float32 as TemporalDelta. Kernels compute f
+    in float32 and match to float tolerance (not bit for bit)."""
+    op = "CompensatedElementwise"
+    if function not in ELEMENTWISE:
+        raise OpInputError(f"{op}: function must be one of {tuple(ELEMENTWISE)}, got {function!r}")
+    x = np.asarray(x, dtype=F32)
+    split_time(x, time_steps, op)
+    m = temporal_mean(x, time_steps=time_steps)
+    f = ELEMENTWISE[function](m.astype(np.float64)).astype(F32)
+    return temporal_delta(f, time_steps=time_steps)
+
+
 def qcfs(x: np.ndarray, threshold: np.ndarray | float, levels: int, shift: float = 0.5) -> np.ndarray:
     """QCFS activation of the ANN: ``theta/L * clamp(floor(x*L/theta + shift), 0, L)``.
 
@@ -237,4 +275,5 @@ REFERENCES = {
     "MultiThresholdNeuron": multi_threshold_neuron,
     "TemporalMean": temporal_mean,
     "TemporalDelta": temporal_delta,
+    "CompensatedElementwise": compensated_elementwise,
 }
