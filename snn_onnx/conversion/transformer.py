@@ -3,7 +3,7 @@
 CNN mode turns each ReLU / clip / QCFS activation into an IF or ParaIF neuron. Transformers
 have few such activations: their non-linearities (Softmax, LayerNorm, GELU) are compensated
 (``blocks.py``, ``compensation.py``), and spikes are placed where the synaptic work is: a
-two-sided :ref:`MultiThresholdNeuron` on every input of a MatMul / Gemm / Einsum that carries
+two-sided MultiThresholdNeuron on every input of a MatMul / Gemm / Einsum that carries
 activations (the values before qkv, q, k and v, the attention probabilities, the input of the
 output projection, of fc1 and of fc2). The neuron sits on that edge only: a LayerNorm output
 that feeds Q, K, V and a residual Add spikes into the three projections while the residual
@@ -12,8 +12,9 @@ tables), the patch-embedding convolution (its input is the image) and the head (
 output reaches the graph outputs through linear ops only).
 
 Each neuron's scales come from two-sided percentile calibration on the ANN (default 99th /
-1st percentile of the site's values): the top level ``s * 2^(levels-1)`` is set to the
-percentile, per tensor or (for Linear inputs) per input feature.
+1st percentile of the site's values), the percentile placed at level ``anchor_level``
+(``s = P / 2^anchor``), per tensor or (for Linear inputs) per input feature. docs/transformers.md
+explains the choices.
 """
 
 from __future__ import annotations
