@@ -136,6 +136,17 @@ def test_digits_vit_converges(vit_snn, digits):
     assert acc[16] >= ann_acc - 0.03, (acc, ann_acc)
 
 
+def test_running_mean_at_t_is_the_snn_with_T_equal_t(vit_snn, digits):
+    """Neurons and compensation are causal: step t of a T = 16 SNN is the T = t SNN (the
+    benchmarks read every T from one run)."""
+    ann, res16 = vit_snn
+    res4 = snn_onnx.convert(ann, time_steps=4, data=digits[0], parity_samples=2)
+    x = digits[1].x[:32]
+    p16 = Session(res16.model).run(x, spike_counts=False).per_step["logits"]
+    o4 = Session(res4.model).run(x, spike_counts=False).outputs["logits"]
+    np.testing.assert_allclose(p16[3], o4, rtol=0, atol=1e-5 * np.abs(o4).max())
+
+
 def test_dynamo_export_structure_is_exact(digits):
     """The dynamo exporter's graph (k transposed through reshapes that merge batch and heads,
     q/k/v split with Slice on the moved batch axis) converts exactly too."""
