@@ -18,8 +18,10 @@ OUTPUTS = PREFIX + "outputs"
 SOURCE = PREFIX + "source"
 VERSION = PREFIX + "version"
 COMPENSATED = PREFIX + "compensated"
+MODE = PREFIX + "mode"  # "cnn" | "transformer"
+BLOCKS = PREFIX + "blocks"  # compensation blocks (multi-node non-linearities) and clean-up counts
 
-_JSON_KEYS = {NEURON, CALIBRATION, PARITY, SITES, INPUTS, OUTPUTS, COMPENSATED}
+_JSON_KEYS = {NEURON, CALIBRATION, PARITY, SITES, INPUTS, OUTPUTS, COMPENSATED, BLOCKS}
 
 
 def read(model: onnx.ModelProto) -> dict[str, Any]:

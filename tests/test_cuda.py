@@ -614,7 +614,7 @@ MT_BAD = [
     ("MultiThresholdNeuron", [("x", np.ones((6, 4, 2), F32)), ("scale_pos", np.ones(4, F32)),
                               ("scale_neg", 1.0)], {"time_steps": 2}, ["scale_pos has 4 values", "is 2"]),
     ("MultiThresholdNeuron", [("x", np.ones((6, 4, 2), F32)), ("scale_pos", 1.0), ("scale_neg", 1.0)],
-     {"time_steps": 2, "levels": 0}, ["levels must be between 1 and 32, got 0"]),
+     {"time_steps": 2, "levels": 0}, ["levels must be in [1, 32], got 0"]),
     ("MultiThresholdNeuron", [("x", np.ones((6, 4, 2), F32)), ("scale_pos", 1.0), ("scale_neg", 1.0)],
      {"time_steps": 4}, ["not divisible by time_steps 4"]),
 ]

@@ -173,6 +173,46 @@ def _calib_options(fn):
     return fn
 
 
+def _transformer_options(fn):
+    for opt in reversed(
+        [
+            click.option("--mode", type=click.Choice(["auto", "cnn", "transformer"]), default="auto", show_default=True,
+                         help="cnn: ReLU/QCFS -> IF/ParaIF; transformer: multi-threshold neurons on Linear/MatMul inputs."),
+            click.option("--levels", type=int, default=8, show_default=True, help="Multi-threshold neuron levels N (transformer mode)."),
+            click.option("--mt-percentile", type=float, default=99.0, show_default=True,
+                         help="Upper calibration percentile of the multi-threshold neurons."),
+            click.option("--mt-lower-percentile", type=float, default=None, help="Lower percentile (default 100 - --mt-percentile)."),
+            click.option("--anchor-level", type=int, default=2, show_default=True,
+                         help="Level k whose value s*2^k is the calibrated percentile."),
+            click.option("--mt-sites", type=click.Choice(["all", "linear"]), default="all", show_default=True,
+                         help="Neurons on Linear inputs and attention operands (all) or Linear inputs only."),
+            click.option("--fused", is_flag=True, help="Use fused compensation kernels where they exist (transformer mode)."),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
+def _mt_config(levels, percentile, lower, anchor, sites, per_channel):
+    from snn_onnx.conversion.transformer import MultiThresholdConfig
+
+    try:
+        return MultiThresholdConfig(levels=levels, percentile=percentile, lower_percentile=lower,
+                                    per_channel=per_channel, sites=sites, anchor_level=anchor)
+    except SnnOnnxError as err:
+        raise click.BadParameter(str(err)) from None
+
+
+def _load_sentences(path: str) -> list[str]:
+    p = Path(path)
+    if p.suffix != ".txt" or not p.is_file():
+        raise DataError(f"calibration data for a text model must be a .txt file with one sentence per line, got {path!r}")
+    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    if not lines:
+        raise DataError(f"{path} holds no sentences")
+    return lines
+
+
 @cli.command()
 @click.argument("model", required=False)
 @click.option("-o", "--output", type=click.Path(), help="Where to write the SNN (default: <model>.snn.onnx in the current folder).")
@@ -181,33 +221,50 @@ def _calib_options(fn):
 @click.option("--data", "data_source", default=None, help="Calibration data: digits, a .npz, an image folder, or random (default: digits for the example, random otherwise).")
 @_calib_options
 @_model_options
+@_transformer_options
 @click.option("--no-spike-counts", is_flag=True, help="Omit the spike-count outputs.")
 @click.option("--no-per-step", is_flag=True, help="Omit the per-step running-mean outputs.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @handle_errors
 def convert(model, output, time_steps, neuron, data_source, calib_method, percentile, per_channel, num_calib,
-            input_shape, num_classes, checkpoint, qcfs_levels, exporter, no_spike_counts, no_per_step, force, quiet):
-    """Convert MODEL (an .onnx file, a timm model name or module:factory; default: the bundled
-    digits example) into a spiking ONNX model."""
+            input_shape, num_classes, checkpoint, qcfs_levels, exporter, mode, levels, mt_percentile,
+            mt_lower_percentile, anchor_level, mt_sites, fused, no_spike_counts, no_per_step, force, quiet):
+    """Convert MODEL (an .onnx file, a timm model name, module:factory or a Hugging Face model
+    folder; default: the bundled digits example) into a spiking ONNX model.
+
+    CNNs (ReLU / QCFS) get IF or ParaIF neurons; transformers (--mode auto detects them) get
+    multi-threshold neurons on every Linear / MatMul input and compensated Softmax, LayerNorm,
+    GELU and attention products (docs/transformers.md)."""
     from snn_onnx.conversion.calibrate import CalibrationConfig
     from snn_onnx.conversion.pipeline import check_output_path, convert as do_convert
+    from snn_onnx.export.hf_export import is_hf_folder
 
     model, is_example = _resolve_model_arg(model)
     if time_steps is None:
         time_steps = 8
+    hf = is_hf_folder(model)
     if output is None:
-        stem = Path(model).stem if model.endswith(".onnx") else model.replace(":", "_").replace("/", "_")
-        output = f"{stem}.T{time_steps}.{neuron}.snn.onnx"
+        if hf:
+            stem = Path(model).resolve().name
+        else:
+            stem = Path(model).stem if model.endswith(".onnx") else model.replace(":", "_").replace("/", "_")
+        output = f"{stem}.T{time_steps}.{'mt' if mode == 'transformer' or hf else neuron}.snn.onnx"
     check_output_path(output, force)  # refuse before spending time on export and calibration
     ann = _get_ann(model, _parse_ints(input_shape, "--input-shape"), num_classes, checkpoint, qcfs_levels, exporter)
-    source = data_source or ("digits" if is_example else "random")
-    ds = _load_data(source, "train", num_calib, ann, timm_name=None if is_example or ":" in model else model)
+    if hf:  # a text encoder: sentences (the bundled calibration set, or --data FILE.txt)
+        source = data_source or "sentences"
+        ds = _load_sentences(data_source) if data_source else None
+    else:
+        source = data_source or ("digits" if is_example else "random")
+        ds = _load_data(source, "train", num_calib, ann, timm_name=None if is_example or ":" in model else model)
     cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel, num_samples=num_calib)
+    mt = _mt_config(levels, mt_percentile, mt_lower_percentile, anchor_level, mt_sites, per_channel)
     progress = Progress(not quiet)
     try:
         res = do_convert(ann, time_steps=time_steps, neuron=neuron, data=ds, calibration=cal, output=output, force=force,
-                         spike_counts=not no_spike_counts, per_step=not no_per_step, on_progress=progress, source_name=model)
+                         spike_counts=not no_spike_counts, per_step=not no_per_step, on_progress=progress, source_name=model,
+                         mode=mode, multi_threshold=mt, fused=fused)
     finally:
         progress.close()
     if source == "random":
@@ -286,9 +343,20 @@ def info(model, as_json):
             click.echo(line)
         sites = meta.get("sites", [])
         click.echo(f"spiking layers: {len(sites)}; compensated ops: {len(meta.get('compensated', []))}")
+        if meta.get("mode"):
+            blocks = meta.get("blocks", {}).get("blocks", [])
+            kinds = Counter(b["kind"] for b in blocks)
+            click.echo(f"mode: {meta['mode']}; compensated blocks: " + (", ".join(f"{k}×{v}" for k, v in sorted(kinds.items())) or "none"))
         for s in sites:
             th = s["threshold"]
             th_s = f"{th[0]:.4g}" if len(th) == 1 else f"per-channel[{len(th)}] {min(th):.3g}..{max(th):.3g}"
+            if "scale_pos" in s:  # multi-threshold neuron
+                sp, sn = s["scale_pos"], s["scale_neg"]
+                sc = (f"s+={sp[0]:.4g} s-={sn[0]:.4g}" if len(sp) == 1 else
+                      f"s+ per-channel[{len(sp)}] {min(sp):.3g}..{max(sp):.3g}")
+                click.echo(f"  {s['site']:<48} {s['op']:<21} N={s['levels']} {sc} "
+                           f"(p{s['percentile']:g}/p{s['lower_percentile']:g})")
+                continue
             click.echo(f"  {s['site']:<40} {s['op']:<13} θ={th_s} ({s['threshold_source']})")
     click.echo("inputs: " + ", ".join(f"{i.name}{_dims(i)}" for i in proto.graph.input))
     click.echo("outputs: " + ", ".join(f"{o.name}{_dims(o)}" for o in proto.graph.output if not o.name.endswith("/spike_counts")))

@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 import onnx_ir as ir
 
 from ..errors import ConversionError, UnsupportedOpError
-from . import rules
-from .graph_utils import const_array, is_float
+from . import batch_axis, blocks, rules
+from .blocks import Block
+from .graph_utils import is_float
 from .rules import Site
 
 
@@ -24,6 +25,8 @@ class Plan:
     sites: list[Site]
     compensated: list[ir.Node] = field(default_factory=list)
     time_varying: set[ir.Value] = field(default_factory=set)
+    blocks: list[Block] = field(default_factory=list)  # multi-node compensation blocks
+    batch_axes: dict[ir.Value, int] = field(default_factory=dict)  # of time-varying values
 
 
 def find_sites(graph: ir.Graph) -> list[Site]:
@@ -47,35 +50,15 @@ def find_sites(graph: ir.Graph) -> list[Site]:
     return sites
 
 
-def _axis_hits_batch(node: ir.Node, rank: int | None) -> str | None:
-    """A reason string if the node reduces/normalises/concatenates along axis 0 (T*B)."""
-    op = node.op_type
-
-    def norm(a: int) -> int:
-        return a + rank if (a < 0 and rank is not None) else a
-
-    if op in ("Softmax", "LogSoftmax", "Concat", "Split", "Flatten", "LayerNormalization", "Gather"):
-        default = {"Softmax": -1, "LogSoftmax": -1, "Flatten": 1, "LayerNormalization": -1}.get(op, 0)
-        axis = node.attributes.get_int("axis", default)
-        if norm(axis) == 0 and not (op == "Gather" and const_array(node.inputs[0]) is not None):
-            return f"axis {axis} is the folded time*batch axis"
-    if op.startswith("Reduce"):
-        axes_attr = node.attributes.get_ints("axes", None)
-        axes = list(axes_attr) if axes_attr is not None else None
-        if axes is None and len(node.inputs) > 1 and node.inputs[1] is not None:
-            arr = const_array(node.inputs[1])
-            if arr is None:
-                return "reduction axes are computed at run time"
-            axes = [int(a) for a in arr.ravel()]
-        if not axes:
-            if node.attributes.get_int("noop_with_empty_axes", 0) == 0:
-                return "it reduces over all axes, including the folded time*batch axis"
-        elif any(norm(a) == 0 for a in axes):
-            return f"reduction axes {axes} include the folded time*batch axis 0"
-    return None
-
-
 def plan_conversion(graph: ir.Graph) -> Plan:
+    _refuse_converted(graph)
+    sites = find_sites(graph)
+    plan = Plan(sites)
+    plan_time(graph, plan, {site.nodes[-1]: site for site in sites}, {n for site in sites for n in site.nodes})
+    return plan
+
+
+def _refuse_converted(graph: ir.Graph) -> None:
     for node in graph:
         if node.domain == "snn_onnx":
             raise ConversionError(
@@ -84,26 +67,54 @@ def plan_conversion(graph: ir.Graph) -> Plan:
                 node.name,
                 node.op_type,
             )
-    sites = find_sites(graph)
-    site_of_output = {site.nodes[-1]: site for site in sites}
-    claimed = {n for site in sites for n in site.nodes}
-    plan = Plan(sites)
-    tv = plan.time_varying
+
+
+def plan_time(
+    graph: ir.Graph,
+    plan: Plan,
+    site_of_output: dict[ir.Node, Site],
+    claimed: set[ir.Node],
+    spiking_uses: set[tuple[ir.Node, int]] = frozenset(),
+    extra_compensated: frozenset[str] = frozenset(),
+) -> None:
+    """Propagate time variation from the spiking sites through the graph, follow the batch
+    axis, group per-sample non-linear regions into compensation blocks and classify every
+    other node that sees a time-varying input. ``spiking_uses``: (node, input index) pairs fed
+    by a spiking neuron inserted on that edge (transformer mode) rather than replacing a node."""
+    tv, axes = plan.time_varying, plan.batch_axes
+    static_axes = batch_axis.static_axes(graph)
+    varying_of: dict[ir.Node, list[int]] = {}
     for node in graph:
         if node in site_of_output:
-            tv.add(site_of_output[node].output)
+            site = site_of_output[node]
+            tv.add(site.output)
+            axes[site.output] = axes.get(site.input, static_axes.get(site.input, 0))
             continue
         if node in claimed:
             continue
-        varying_inputs = [i for i, v in enumerate(node.inputs) if v is not None and v in tv]
-        if not varying_inputs or node.op_type in rules.SHAPE_OPS and node.domain == "":
+        varying = [
+            i for i, v in enumerate(node.inputs)
+            if v is not None and (v in tv or (node, i) in spiking_uses)
+        ]
+        if not varying or node.op_type in rules.SHAPE_OPS and node.domain == "":
             continue
-        _classify(node, varying_inputs, plan)
+        _check_known(node, extra_compensated)
+        local = {node.inputs[i]: axes.get(node.inputs[i], static_axes.get(node.inputs[i], 0)) for i in varying}
+        axes.update(batch_axis.output_axes(node, local))
         tv.update(node.outputs)
-    return plan
+        varying_of[node] = varying
+    plan.blocks = blocks.find_blocks(graph, varying_of, axes, extra_compensated)
+    in_block = {n for blk in plan.blocks for n in blk.nodes}
+    for node, varying in varying_of.items():
+        if node in in_block:
+            continue
+        if node.op_type in extra_compensated:
+            plan.compensated.append(node)
+            continue
+        _classify(node, varying, plan)
 
 
-def _classify(node: ir.Node, varying: list[int], plan: Plan) -> None:
+def _check_known(node: ir.Node, extra_compensated: frozenset[str]) -> None:
     op = node.op_type
     if node.domain not in ("", "ai.onnx"):
         raise UnsupportedOpError(
@@ -116,13 +127,27 @@ def _classify(node: ir.Node, varying: list[int], plan: Plan) -> None:
         raise UnsupportedOpError(
             "control flow (subgraphs) on a time-varying tensor is not supported", node.name, op
         )
-    x = node.inputs[varying[0]]
-    rank = len(x.shape) if x.shape is not None else None
-    reason = _axis_hits_batch(node, rank)
-    if reason:
-        raise ConversionError(
-            f"{reason}; an SNN folds time into axis 0, so the op would mix time steps and "
-            "samples. Re-export the model so the op acts on the other axes",
+    known = rules.LINEAR_OPS | rules.BILINEAR_OPS | rules.COMPENSATED_OPS | blocks.BLOCK_ONLY_OPS | extra_compensated
+    if op not in known:
+        raise _unsupported(node)
+
+
+def _unsupported(node: ir.Node) -> UnsupportedOpError:
+    return UnsupportedOpError(
+        "no spiking form and not known to act on each sample separately, so it cannot be "
+        "wrapped in expectation compensation. Replace it in the ANN, or add a rule in "
+        "snn_onnx/conversion/rules.py if it is per-sample",
+        node.name,
+        node.op_type,
+    )
+
+
+def _classify(node: ir.Node, varying: list[int], plan: Plan) -> None:
+    op = node.op_type
+    if node.domain not in ("", "ai.onnx"):
+        raise UnsupportedOpError(
+            f"custom op of domain '{node.domain}' on a time-varying tensor: snn-onnx cannot "
+            "know whether it acts on each time step separately",
             node.name,
             op,
         )
@@ -154,10 +179,12 @@ def _classify(node: ir.Node, varying: list[int], plan: Plan) -> None:
             )
         plan.compensated.append(node)
         return
-    raise UnsupportedOpError(
-        "no spiking form and not known to act on each sample separately, so it cannot be "
-        "wrapped in expectation compensation. Replace it in the ANN, or add a rule in "
-        "snn_onnx/convert/rules.py if it is per-sample",
-        node.name,
-        op,
-    )
+    if op in blocks.BLOCK_ONLY_OPS:
+        raise UnsupportedOpError(
+            "it acts on a time-varying tensor outside a per-sample block snn-onnx can wrap in "
+            "expectation compensation (e.g. IsNaN after a Softmax); its output is not a float "
+            "that can be averaged over time",
+            node.name,
+            op,
+        )
+    raise _unsupported(node)

@@ -4,6 +4,7 @@ of every activation site's input (max or percentile, per tensor or per channel).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import onnx
@@ -108,9 +109,12 @@ def collect(
     inputs: dict[str, np.ndarray],
     config: CalibrationConfig,
     progress=None,
-) -> dict[str, tuple[np.ndarray, list[int]]]:
+    stats_factory=None,
+) -> dict[str, Any]:
     """Thresholds for each requested site from the ANN run on ``inputs`` (all arrays share the
-    leading sample axis). ``progress(n)`` is called after each batch with its size."""
+    leading sample axis). ``progress(n)`` is called after each batch with its size.
+    ``stats_factory(request, config, n_batches, rng)`` makes another statistics collector
+    (``update(x)``, ``threshold()``) than the default positive max / percentile one."""
     if not requests:
         return {}
     model = onnx.ModelProto()
@@ -126,7 +130,8 @@ def collect(
     n = min(len(next(iter(inputs.values()))), config.num_samples)
     starts = list(range(0, n, config.batch_size))
     rng = np.random.default_rng(config.seed)
-    stats = {r.site: _SiteStats(r, config, len(starts), rng) for r in requests}
+    make = stats_factory or _SiteStats
+    stats = {r.site: make(r, config, len(starts), rng) for r in requests}
     names = [r.value for r in requests]
     for s in starts:
         feed = {k: v[s : s + config.batch_size] for k, v in inputs.items()}

@@ -16,9 +16,11 @@ import onnx_ir as ir
 from .. import metadata as md
 from ..errors import CalibrationError, ConversionError, DataError, OutputExistsError
 from ..version import __version__
-from . import analysis, calibrate, cleanup, optimize, validate
+from . import analysis, calibrate, cleanup, compensation, optimize, transformer, validate
+from . import fused as fused_ops
 from .calibrate import CalibrationConfig, SiteRequest
 from .rewrite import NeuronConfig, NeuronRecord, SnnBuilder, batch_carrying
+from .transformer import MultiThresholdConfig
 
 Inputs = dict[str, np.ndarray]
 
@@ -29,17 +31,19 @@ class ConversionResult:
     path: Path | None
     time_steps: int
     neuron: str
-    sites: list[NeuronRecord]
+    sites: list[Any]  # NeuronRecord (cnn mode) or transformer.MTRecord
     compensated: list[str]
     parity: dict[str, Any]
     calibration: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     optimizations: dict[str, Any] = field(default_factory=dict)
+    mode: str = "cnn"
+    blocks: list[dict[str, Any]] = field(default_factory=list)
 
     def summary(self) -> str:
         lines = [
-            f"SNN: T={self.time_steps}, neuron={self.neuron}, {len(self.sites)} spiking layers, "
-            f"{len(self.compensated)} compensated ops",
+            f"SNN ({self.mode} mode): T={self.time_steps}, neuron={self.neuron}, {len(self.sites)} spiking layers, "
+            f"{len(self.blocks)} compensated blocks, {len(self.compensated)} other compensated ops",
         ]
         lines += validate.format_parity(self.parity)
         if self.path is not None:
@@ -74,9 +78,12 @@ def save_atomic(model: onnx.ModelProto, out: Path) -> None:
 
 
 def as_inputs(data: Any, ann: onnx.ModelProto) -> Inputs | None:
-    """Normalise calibration data to ``{input name: array}``."""
+    """Normalise calibration data to ``{input name: array}``. Sentences (a list of str) are
+    tokenised for a model exported from a Hugging Face folder."""
     if data is None:
         return None
+    if isinstance(data, (list, tuple)) and data and all(isinstance(s, str) for s in data):
+        return _text_inputs(ann, data)
     names = graph_input_names(ann)
     if isinstance(data, Mapping):
         missing = [n for n in names if n not in data]
@@ -87,6 +94,15 @@ def as_inputs(data: Any, ann: onnx.ModelProto) -> Inputs | None:
     if len(names) != 1:
         raise DataError(f"the model has {len(names)} inputs {names}; pass data as a dict by input name")
     return {names[0]: np.asarray(x)}
+
+
+def _text_inputs(ann: onnx.ModelProto, sentences) -> Inputs:
+    folder = next((p.value for p in ann.metadata_props if p.key == "snn_onnx.hf.folder"), None)
+    if folder is None:
+        raise DataError("sentences as calibration data need a model exported from a Hugging Face folder")
+    from ..data.text import tokenize
+
+    return tokenize(folder, sentences, input_names=graph_input_names(ann))
 
 
 def graph_input_names(model: onnx.ModelProto) -> list[str]:
@@ -132,6 +148,9 @@ def convert(
     source_name: str | None = None,
     event_inputs: tuple[str, ...] = (),
     optimize_graph: bool = True,
+    mode: str = "auto",
+    multi_threshold: MultiThresholdConfig | None = None,
+    fused: bool = False,
 ) -> ConversionResult:
     """Convert an ANN to a spiking ONNX model.
 
@@ -145,6 +164,11 @@ def convert(
     the same frame repeated over time.
     ``optimize_graph``: run the time-invariant layers before the first neuron once instead of
     T times (``optimize.hoist_time_entry``; same outputs and spikes, less work).
+    ``mode``: "cnn" (ReLU / clip / QCFS activations become IF or ParaIF neurons), "transformer"
+    (multi-threshold neurons on the activation inputs of every Linear / MatMul, configured by
+    ``multi_threshold``; docs/transformers.md) or "auto" (transformer for graphs with MatMul on
+    activations and LayerNorm or attention softmax). ``fused``: compensate blocks with a
+    fused kernel (``CompensatedElementwise``) where it is faster (conversion/fused.py).
     """
     t0 = time.perf_counter()
     out = check_output_path(output, force)
@@ -159,11 +183,20 @@ def convert(
     t = time.perf_counter()
     ir_model, fixed_batch = cleanup.cleanup(ann)
     clean_proto = ir.to_proto(ir_model)
-    plan = analysis.plan_conversion(ir_model.graph)
-    if not plan.sites:
-        raise ConversionError("the model has no activation (ReLU, Clip(0, λ) or QCFS) to turn into spiking neurons")
+    chosen = transformer.choose_mode(ir_model.graph, mode)
+    mt_cfg = multi_threshold or MultiThresholdConfig()
+    if chosen == "transformer":
+        plan, mt_sites = transformer.plan(ir_model.graph, mt_cfg.sites)
+    else:
+        plan = analysis.plan_conversion(ir_model.graph)
+        if not plan.sites:
+            raise ConversionError("the model has no activation (ReLU, Clip(0, λ) or QCFS) to turn into spiking neurons")
     timings["analyse"] = time.perf_counter() - t
 
+    if data is None and any(p.key == "snn_onnx.hf.folder" for p in ann.metadata_props):
+        from ..data.text import CALIBRATION
+
+        data = list(CALIBRATION)  # a text encoder: the bundled calibration sentences
     inputs = as_inputs(data, ann)
     data_source = "given" if inputs is not None else "random"
     n_needed = max(calibration.num_samples, parity_samples)
@@ -182,16 +215,29 @@ def convert(
     bs = fixed_batch or calibration.batch_size
     cal_cfg = calibration if bs == calibration.batch_size else _with_batch(calibration, bs)
     progress = (lambda k: on_progress("calibrate", k, min(n_avail, cal_cfg.num_samples))) if on_progress else None
-    stats = calibrate.collect(clean_proto, requests, inputs, cal_cfg, progress)
+    if chosen == "transformer":
+        stats = transformer.calibrate_sites(clean_proto, mt_sites, inputs, cal_cfg, mt_cfg, progress)
+        need = mt_sites
+    else:
+        stats = calibrate.collect(clean_proto, requests, inputs, cal_cfg, progress)
     timings["calibrate"] = time.perf_counter() - t
 
     t = time.perf_counter()
     builder = SnnBuilder(ir_model, time_steps)
     graph = ir_model.graph
-    records: list[NeuronRecord] = []
+    records: list[Any] = []
+    comp_info: dict[str, Any] = {}
+    if chosen == "transformer":
+        records, comp_info = transformer.rewrite(builder, plan, mt_sites, stats, mt_cfg, spike_counts, fused)
     # compensation first: it looks values up in plan.time_varying, which names the ANN's
     # activation outputs; the neurons then take over all their uses
-    for node in plan.compensated:
+    for blk in plan.blocks if chosen == "cnn" else []:
+        if fused and fused_ops.can_fuse(blk):
+            fused_ops.fuse_block(builder, blk)
+            comp_info["fused_blocks"] = comp_info.get("fused_blocks", 0) + 1
+        else:
+            compensation.compensate_block(builder, blk)
+    for node in plan.compensated if chosen == "cnn" else []:
         builder.compensate(node, plan.time_varying)
     for site in plan.sites:
         if site.threshold is not None:
@@ -217,6 +263,8 @@ def convert(
     if unknown:
         raise ConversionError(f"event input(s) {unknown} are not inputs of the model ({[v.name for v in data_inputs]})")
     static = [v for v in data_inputs if v.name not in event_inputs]
+    if chosen == "cnn":
+        comp_info.update(compensation.simplify(graph))
     carrying = batch_carrying(graph, data_inputs)
     builder.fix_reshapes(carrying, fixed_batch)
     builder.time_entry(static)
@@ -246,21 +294,26 @@ def convert(
 
     cal_meta = {
         **calibration.describe(),
+        **({"multi_threshold": mt_cfg.describe()} if chosen == "transformer" else {}),
         "data": data_source,
         "num_samples": min(n_avail, calibration.num_samples),
         "sites_calibrated": len(need),
-        "sites_from_ann": len(plan.sites) - len(need),
+        "sites_from_ann": len(plan.sites) - len(need) if chosen == "cnn" else 0,
     }
+    block_meta = transformer.block_summary(plan)
+    compensated = [n.name for n in plan.compensated]
     md.write(
         snn,
         {
             md.VERSION: __version__,
             md.TIME_STEPS: time_steps,
-            md.NEURON: cfg.describe(),
+            md.NEURON: cfg.describe() if chosen == "cnn" else mt_cfg.describe(),
+            md.MODE: chosen,
+            md.BLOCKS: {"blocks": block_meta, **comp_info},
             md.CALIBRATION: cal_meta,
             md.PARITY: parity,
             md.SITES: [r.__dict__ for r in records],
-            md.COMPENSATED: [n.name for n in plan.compensated],
+            md.COMPENSATED: compensated,
             md.INPUTS: {v.name: ("event" if v.name in event_inputs else "static") for v in data_inputs},
             md.OUTPUTS: per_step_names,
             md.SOURCE: source_name,
@@ -270,9 +323,9 @@ def convert(
         save_atomic(snn, out)
     timings["total"] = time.perf_counter() - t0
     return ConversionResult(
-        model=snn, path=out, time_steps=time_steps, neuron=cfg.kind, sites=records,
-        compensated=[n.name for n in plan.compensated], parity=parity, calibration=cal_meta,
-        seconds=timings, optimizations=optimizations,
+        model=snn, path=out, time_steps=time_steps, neuron=cfg.kind if chosen == "cnn" else "multi_threshold",
+        sites=records, compensated=compensated, parity=parity, calibration=cal_meta,
+        seconds=timings, mode=chosen, blocks=block_meta, optimizations=optimizations,
     )
 
 

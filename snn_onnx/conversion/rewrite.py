@@ -175,6 +175,10 @@ class SnnBuilder:
             td.outputs[0].dtype, td.outputs[0].shape = out.dtype, out.shape
             self.graph.insert_after(node, [td])
             self._redirect(out, td.outputs[0], keep={td})
+            if out.is_graph_output():  # the TemporalDelta takes over the ANN's output name
+                name = out.name
+                out.name = self.namer(f"{name}/running_mean")
+                td.outputs[0].name = name
             self._replace_graph_output(out, td.outputs[0])
             time_varying.add(td.outputs[0])
 

@@ -24,6 +24,12 @@ def resolve_model(model: Any, *, input_shape: tuple[int, ...] | None = None, **k
         check(model, "the given ModelProto")
         return model
     if isinstance(model, (str, Path)):
+        from .hf_export import is_hf_folder
+
+        if is_hf_folder(model):  # a Hugging Face model folder: token inputs, dynamic batch and sequence
+            from .hf_export import export_hf
+
+            return export_hf(model, **{k: v for k, v in kwargs.items() if k in ("exporter", "opset")})
         if is_onnx_path(model):
             return load_onnx(model)
         from .torch_export import export_spec

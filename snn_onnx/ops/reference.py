@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import OpInputError
-from .schema import RESET_MODES
+from .schema import MAX_LEVELS, RESET_MODES
 
 F32 = np.float32
 
@@ -163,6 +163,59 @@ def para_if_neuron(
     return y.reshape(x.shape), counts
 
 
+def multi_threshold_neuron(
+    x: np.ndarray,
+    scale_pos: np.ndarray | float,
+    scale_neg: np.ndarray | float,
+    *,
+    time_steps: int,
+    levels: int = 8,
+    channel_axis: int = -1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided multi-threshold neuron (docs/ops.md#multithresholdneuron).
+
+    Level k (0 <= k < levels) is worth ``s * 2^k``. Membrane v starts at 0; each step
+    ``v = v + x_t``; the neuron emits the largest ``+s_p*2^k`` with
+    ``v >= s_p*2^k - s_p*0.5``, else the largest ``-s_n*2^k`` with ``-v >= s_n*2^k - s_n*0.5``,
+    else nothing; then ``v = v - emitted``. Float32 order: ``level = s * 2^k`` (exact: a power
+    of two), ``half = s * 0.5``, ``thr = level - half`` (one rounding), then the comparison.
+    Levels are tried in ascending k and a later (larger) one that fires replaces an earlier
+    one, which is "the largest that fires" whatever the thresholds' order."""
+    op = "MultiThresholdNeuron"
+    x = np.asarray(x, dtype=F32)
+    xt = split_time(x, time_steps, op)
+    if int(levels) != levels or not 1 <= levels <= MAX_LEVELS:
+        raise OpInputError(f"{op}: levels must be an integer in [1, {MAX_LEVELS}], got {levels}")
+    levels = int(levels)
+    sp = broadcast_param(scale_pos, x.shape, channel_axis, op, "scale_pos")
+    _positive(sp, op, "scale_pos")
+    sn = broadcast_param(scale_neg, x.shape, channel_axis, op, "scale_neg")
+    _positive(sn, op, "scale_neg")
+    step_shape = xt.shape[1:]
+    pow2 = [F32(2.0**k) for k in range(levels)]
+    half_p, half_n = sp * F32(0.5), sn * F32(0.5)
+    lev_p = [sp * p for p in pow2]
+    lev_n = [sn * p for p in pow2]
+    thr_p = [lv - half_p for lv in lev_p]
+    thr_n = [lv - half_n for lv in lev_n]
+    v = np.zeros(step_shape, dtype=F32)
+    y = np.empty_like(xt)
+    counts = np.empty((time_steps,) + x.shape[1:], dtype=np.int64)
+    zero = np.zeros(step_shape, dtype=F32)
+    for t in range(time_steps):
+        v = v + xt[t]
+        neg_v = -v
+        out_p, out_n = zero, zero
+        for k in range(levels):
+            out_p = np.where(v >= thr_p[k], lev_p[k], out_p).astype(F32)
+            out_n = np.where(neg_v >= thr_n[k], lev_n[k], out_n).astype(F32)
+        out = np.where(out_p > 0, out_p, F32(0) - out_n).astype(F32)  # +0.0 when silent
+        y[t] = out
+        v = v - out
+        counts[t] = np.count_nonzero(out, axis=0)
+    return y.reshape(x.shape), counts
+
+
 def temporal_mean(x: np.ndarray, *, time_steps: int) -> np.ndarray:
     """Running mean over time: ``y_t = (1/t) * sum_{tau<=t} x_tau`` (t 1-based)."""
     x = np.asarray(x, dtype=F32)
@@ -186,6 +239,44 @@ def temporal_delta(x: np.ndarray, *, time_steps: int) -> np.ndarray:
     return y.reshape(x.shape)
 
 
+def _sigmoid64(m: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-m))
+
+
+def _erf64(m: np.ndarray) -> np.ndarray:
+    from math import erf
+
+    return np.vectorize(erf, otypes=[np.float64])(m) if m.size else m
+
+
+ELEMENTWISE = {
+    # torch's definitions (HardSigmoid: x/6 + 1/2 clipped to [0, 1])
+    "gelu": lambda m: 0.5 * m * (1.0 + _erf64(m / np.sqrt(2.0))),
+    "gelu_tanh": lambda m: 0.5 * m * (1.0 + np.tanh(np.sqrt(2.0 / np.pi) * (m + 0.044715 * m**3))),
+    "silu": lambda m: m * _sigmoid64(m),
+    "sigmoid": _sigmoid64,
+    "tanh": np.tanh,
+    "hardsigmoid": lambda m: np.clip(m / 6.0 + 0.5, 0.0, 1.0),
+    "hardswish": lambda m: m * np.clip(m / 6.0 + 0.5, 0.0, 1.0),
+    "relu": lambda m: np.maximum(m, 0.0),
+}
+
+
+def compensated_elementwise(x: np.ndarray, *, time_steps: int, function: str) -> np.ndarray:
+    """Fused expectation compensation ``TemporalDelta(f(TemporalMean(x)))`` for an elementwise
+    f (docs/ops.md#compensatedelementwise): the running mean in float32 as TemporalMean,
+    f in float64 rounded to float32, the delta in float32 as TemporalDelta. Kernels compute f
+    in float32 and match to float tolerance (not bit for bit)."""
+    op = "CompensatedElementwise"
+    if function not in ELEMENTWISE:
+        raise OpInputError(f"{op}: function must be one of {tuple(ELEMENTWISE)}, got {function!r}")
+    x = np.asarray(x, dtype=F32)
+    split_time(x, time_steps, op)
+    m = temporal_mean(x, time_steps=time_steps)
+    f = ELEMENTWISE[function](m.astype(np.float64)).astype(F32)
+    return temporal_delta(f, time_steps=time_steps)
+
+
 def qcfs(x: np.ndarray, threshold: np.ndarray | float, levels: int, shift: float = 0.5) -> np.ndarray:
     """QCFS activation of the ANN: ``theta/L * clamp(floor(x*L/theta + shift), 0, L)``.
 
@@ -198,6 +289,8 @@ def qcfs(x: np.ndarray, threshold: np.ndarray | float, levels: int, shift: float
 REFERENCES = {
     "IFNeuron": if_neuron,
     "ParaIFNeuron": para_if_neuron,
+    "MultiThresholdNeuron": multi_threshold_neuron,
     "TemporalMean": temporal_mean,
     "TemporalDelta": temporal_delta,
+    "CompensatedElementwise": compensated_elementwise,
 }

@@ -64,11 +64,23 @@ MULTI_THRESHOLD_NEURON = OpSchema(
     has_spike_counts=True,
 )
 
+# Fused expectation compensation TemporalDelta(f(TemporalMean(x))) for an elementwise f;
+# spec in docs/ops.md. The unfused form (the three nodes) is the reference.
+COMPENSATED_ELEMENTWISE = OpSchema(
+    name="CompensatedElementwise",
+    inputs=("x",),
+    n_required=1,
+    attributes={"time_steps": None, "function": None},
+)
+ELEMENTWISE_FUNCTIONS = ("gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "relu")
+
 ALL_OPS: dict[str, OpSchema] = {
     s.name: s
-    for s in (IF_NEURON, PARA_IF_NEURON, MULTI_THRESHOLD_NEURON, TEMPORAL_MEAN, TEMPORAL_DELTA)
+    for s in (IF_NEURON, PARA_IF_NEURON, MULTI_THRESHOLD_NEURON, TEMPORAL_MEAN, TEMPORAL_DELTA,
+              COMPENSATED_ELEMENTWISE)
 }
 
 SPIKING_OPS = frozenset(name for name, s in ALL_OPS.items() if s.has_spike_counts)
 RESET_MODES = ("subtract", "zero")
+MAX_LEVELS = 32  # MultiThresholdNeuron: levels k = 0 .. levels-1 are worth s * 2^k
 

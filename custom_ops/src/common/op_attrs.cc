@@ -47,8 +47,8 @@ MultiThresholdAttrs MultiThresholdAttrs::parse(const OrtApi& api, const OrtKerne
   MultiThresholdAttrs a{};
   a.time_steps = parse_time_steps(api, info, id);
   a.levels = attr_int(api, info, id, "levels", defaults::kLevels);
-  if (a.levels < 1 || a.levels > defaults::kMaxLevels)
-    id.fail("levels must be between 1 and " + std::to_string(defaults::kMaxLevels) + ", got " +
+  if (a.levels < 1 || a.levels > kMaxLevels)
+    id.fail("levels must be in [1, " + std::to_string(kMaxLevels) + "], got " +
             std::to_string(a.levels));
   a.channel_axis = attr_int(api, info, id, "channel_axis", defaults::kMTChannelAxis);
   return a;

@@ -25,11 +25,10 @@ struct ParaIFAttrs {
   static ParaIFAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
 };
 
-// MultiThresholdNeuron (schema.py MULTI_THRESHOLD_NEURON): levels in [1, 32] (level k is worth
-// scale * 2^k, exact in float32 for k < 32).
+// MultiThresholdNeuron (schema.py MULTI_THRESHOLD_NEURON): level k is worth scale * 2^k.
 struct MultiThresholdAttrs {
   int64_t time_steps;
-  int64_t levels;
+  int64_t levels;  // 1 .. kMaxLevels
   int64_t channel_axis;
   static MultiThresholdAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
 };

@@ -26,10 +26,11 @@ inline constexpr int64_t kSigned = 0;
 inline constexpr float kSignedEps = 1e-3f;
 inline constexpr int64_t kChannelAxis = 1;
 inline constexpr int64_t kLevels = 8;          // MultiThresholdNeuron
-inline constexpr int64_t kMaxLevels = 32;      // MultiThresholdNeuron: 2^k exact for k < 32
-inline constexpr int64_t kMTChannelAxis = -1;  // MultiThresholdNeuron: per feature, last axis
+inline constexpr int64_t kMTChannelAxis = -1;  // MultiThresholdNeuron: features last
 inline constexpr int64_t kStaticInput = 0;
 }  // namespace defaults
+
+inline constexpr int64_t kMaxLevels = 32;  // = schema.MAX_LEVELS
 
 struct OpError : std::runtime_error {
   using std::runtime_error::runtime_error;
