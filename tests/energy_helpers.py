@@ -22,13 +22,16 @@ def load_torch():
     return _torch
 
 
-def convert_module(module, input_shape: tuple[int, ...], T: int = 4, neuron: str = "if", n_calib: int = 32, seed: int = 0):
-    """Export ``module`` (legacy exporter: fast) and convert it; calibration on seeded random data."""
+def convert_module(module, input_shape: tuple[int, ...], T: int = 4, neuron: str = "if", n_calib: int = 32, seed: int = 0,
+                   mode: str = "cnn"):
+    """Export ``module`` (legacy exporter: fast) and convert it; calibration on seeded random data.
+    CNN mode by default (ReLU -> IF / ParaIF), also for the attention block, whose accounting
+    of compensated products is what its test checks."""
     from snn_onnx.export.torch_export import export_module
 
     ann = export_module(module.eval(), input_shape, exporter="legacy")
     x = np.random.default_rng(seed).standard_normal((n_calib, *input_shape)).astype(np.float32)
-    res = snn_onnx.convert(ann, time_steps=T, neuron=neuron, data=x, parity_samples=8)
+    res = snn_onnx.convert(ann, time_steps=T, neuron=neuron, data=x, parity_samples=8, mode=mode)
     return ann, res.model
 
 

@@ -39,13 +39,15 @@ def test_bench_cuda_dry_run(tmp_path):
     data = json.loads(out.with_suffix(".json").read_text())
     rows = data["rows"]
     timed = [r for r in rows if not r["skipped"]]
-    assert {(r["model"], r["batch"]) for r in timed} == {("resnet18 32×32", 1), ("resnet18 32×32", 2)}
-    for r in timed:
-        assert r["snn_ms"] > 0 and r["ann_qcfs_ms"] > 0 and r["ann_plain_ms"] > 0
+    resnet = {(r["model"], r["batch"]) for r in timed if r["model"].startswith("resnet18")}
+    assert resnet == {("resnet18 32×32", 1), ("resnet18 32×32", 2)}
+    for r in timed:  # the ViT has no QCFS variant: only the plain ANN is its reference
+        assert r["snn_ms"] > 0 and r["ann_plain_ms"] > 0
+        assert r["model"].startswith("vit_small") or r["ann_qcfs_ms"] > 0
         assert r["ratio_plain"] == pytest.approx(r["snn_ms"] / (r["time_steps"] * r["ann_plain_ms"]))
-    # the one-block ViT is timed if the converter handles it, else reported with its reason
+    # the one-block ViT goes through the transformer converter and is timed
     vit = [r for r in rows if r["model"].startswith("vit_small")]
-    assert len(vit) == 2 and all(r["snn_ms"] or r["skipped"] for r in vit)
+    assert len(vit) == 2 and all(r["snn_ms"] and not r["skipped"] for r in vit)
     # every snn_onnx node ran on the requested provider
     placement = data["placement"]["resnet18 32×32 T=2"]
     assert placement and set(placement.values()) == {"CPUExecutionProvider"}
