@@ -176,6 +176,8 @@ class Emu:
         lib.snn_emu_mt.argtypes = [P_F, P_F, P_I64, I64, I64, I64, P_F, I64, I64, P_F, I64, I64, C_INT,
                                    I64, C_INT]
         lib.snn_emu_temporal.argtypes = [C_INT, P_F, P_F, I64, I64]
+        lib.snn_emu_compensated.argtypes = [C_INT, P_F, P_F, I64, I64]
+        lib.snn_emu_compensated.restype = C_INT
         lib.snn_emu_plan.argtypes = [I64, I64, C_INT, I64, P_I64]
         for fn in (lib.snn_emu_if, lib.snn_emu_para, lib.snn_emu_mt, lib.snn_emu_temporal):
             fn.restype = C_INT
@@ -219,6 +221,11 @@ class Emu:
     def temporal(self, x, T, delta):
         x, y, _, B, N = self._io(x, T, False)
         rc = self.lib.snn_emu_temporal(int(delta), _f(x), _f(y), T, B * N)
+        return rc, y
+
+    def compensated(self, x, T, fn_index):
+        x, y, _, B, N = self._io(x, T, False)
+        rc = self.lib.snn_emu_compensated(int(fn_index), _f(x), _f(y), T, B * N)
         return rc, y
 
     def plan(self, B, N, counts, resident):
@@ -297,6 +304,27 @@ def test_emulated_temporal(emu, seed):
         assert status == 0
         # same float32 operations in the same order: equal, not just close
         np.testing.assert_array_equal(y, fn(x, time_steps=T))
+
+
+FUSED_FUNCS = ("gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "relu")  # op_attrs.h order
+
+
+def fused_case(seed):
+    rng = np.random.default_rng(900 + seed)
+    fn = FUSED_FUNCS[seed % len(FUSED_FUNCS)]
+    T = int(rng.integers(1, 17))
+    shape = [T * int(rng.integers(1, 4))] + [int(rng.integers(1, 40)) for _ in range(int(rng.integers(0, 3)))]
+    x = (rng.standard_normal(shape) * rng.choice([0.5, 2.0, 6.0])).astype(F32)
+    # f in float32 (math library) vs the float64 reference; the delta multiplies by up to T
+    return x, T, fn, 2e-6 * T * max(1.0, float(np.abs(x).max()))
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_emulated_compensated_elementwise(emu, seed):
+    x, T, fn, atol = fused_case(seed)
+    status, y = emu.compensated(x, T, FUSED_FUNCS.index(fn))
+    assert status == 0
+    np.testing.assert_allclose(y, ref.compensated_elementwise(x, time_steps=T, function=fn), rtol=0, atol=atol)
 
 
 def test_emulated_multi_threshold_spec_edges(emu):
@@ -548,6 +576,15 @@ def test_cuda_temporal(gpu, cpu_so, seed):
         (y,) = run_cuda(gpu, model, feeds)
         np.testing.assert_allclose(y, fn(x, time_steps=T), rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(y, run(cpu_so, model, feeds)[0], rtol=1e-6, atol=1e-6)
+
+
+def test_cuda_compensated_elementwise(gpu, cpu_so):
+    for seed in range(40):
+        x, T, fn, atol = fused_case(seed)
+        model, feeds = build("CompensatedElementwise", [("x", x)], {"time_steps": T, "function": fn})
+        (y,) = run_cuda(gpu, model, feeds)
+        np.testing.assert_allclose(y, ref.compensated_elementwise(x, time_steps=T, function=fn), rtol=0, atol=atol)
+        np.testing.assert_allclose(y, run(cpu_so, model, feeds)[0], rtol=0, atol=atol)
 
 
 # Big enough for many blocks and, depending on the GPU's size, every samples-per-thread plan.

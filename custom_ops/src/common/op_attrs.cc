@@ -1,5 +1,8 @@
 #include "op_attrs.h"
 
+#include <iterator>
+#include <string>
+
 namespace snn {
 namespace {
 
@@ -56,6 +59,20 @@ MultiThresholdAttrs MultiThresholdAttrs::parse(const OrtApi& api, const OrtKerne
 
 TemporalAttrs TemporalAttrs::parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id) {
   return {parse_time_steps(api, info, id)};
+}
+
+CompensatedAttrs CompensatedAttrs::parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id) {
+  CompensatedAttrs a{parse_time_steps(api, info, id), -1};
+  const std::string fn = attr_string(api, info, id, "function", "");
+  if (fn.empty()) id.fail("required attribute 'function' is missing");
+  for (int i = 0; i < static_cast<int>(std::size(kElementwiseFunctions)); ++i)
+    if (fn == kElementwiseFunctions[i]) a.function = i;
+  if (a.function < 0) {
+    std::string all;
+    for (const char* n : kElementwiseFunctions) all += std::string(all.empty() ? "" : ", ") + "'" + n + "'";
+    id.fail("function must be one of (" + all + "), got '" + fn + "'");
+  }
+  return a;
 }
 
 }  // namespace snn

@@ -38,4 +38,15 @@ struct TemporalAttrs {  // TemporalMean, TemporalDelta
   static TemporalAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
 };
 
+// CompensatedElementwise's `function` values, in the order of the kernels' function tables
+// (reference.py ELEMENTWISE).
+inline constexpr const char* kElementwiseFunctions[] = {"gelu",  "gelu_tanh",   "silu",      "sigmoid",
+                                                        "tanh",  "hardsigmoid", "hardswish", "relu"};
+
+struct CompensatedAttrs {
+  int64_t time_steps;
+  int function;  // index into kElementwiseFunctions
+  static CompensatedAttrs parse(const OrtApi& api, const OrtKernelInfo* info, const NodeId& id);
+};
+
 }  // namespace snn

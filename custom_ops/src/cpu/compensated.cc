@@ -17,10 +17,8 @@
 namespace snn::cpu {
 namespace {
 
+// In the order of kElementwiseFunctions (common/op_attrs.h).
 enum class Fn { kGelu, kGeluTanh, kSilu, kSigmoid, kTanh, kHardSigmoid, kHardSwish, kRelu };
-
-constexpr const char* kFnNames[] = {"gelu",  "gelu_tanh",   "silu",      "sigmoid",
-                                    "tanh",  "hardsigmoid", "hardswish", "relu"};
 
 inline float exp_f(float x) {
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
@@ -117,19 +115,7 @@ struct CompensatedElementwiseKernel {
   static constexpr bool kHasCounts = false;
 
   CompensatedElementwiseKernel(const OrtApi& api, const OrtKernelInfo* info, NodeId id)
-      : id_(std::move(id)), a_(TemporalAttrs::parse(api, info, id_)) {
-    const std::string fn = attr_string(api, info, id_, "function", "");
-    if (fn.empty()) id_.fail("required attribute 'function' is missing");
-    int found = -1;
-    for (int i = 0; i < static_cast<int>(std::size(kFnNames)); ++i)
-      if (fn == kFnNames[i]) found = i;
-    if (found < 0) {
-      std::string all;
-      for (const char* n : kFnNames) all += std::string(all.empty() ? "" : ", ") + "'" + n + "'";
-      id_.fail("function must be one of (" + all + "), got '" + fn + "'");
-    }
-    task_ = kTasks[found];
-  }
+      : id_(std::move(id)), a_(CompensatedAttrs::parse(api, info, id_)), task_(kTasks[a_.function]) {}
 
   OrtStatusPtr ComputeV2(OrtKernelContext* raw) noexcept {
     return guarded(id_, [&] { compute(raw); });
@@ -149,7 +135,7 @@ struct CompensatedElementwiseKernel {
   }
 
   NodeId id_;
-  TemporalAttrs a_;
+  CompensatedAttrs a_;
   Task task_ = nullptr;
 };
 

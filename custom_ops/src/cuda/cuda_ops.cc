@@ -405,6 +405,35 @@ struct TemporalKernel : Guarded<TemporalKernel<kOpName, kLaunch>> {
   TemporalAttrs a_;
 };
 
+struct CompensatedElementwiseKernel : Guarded<CompensatedElementwiseKernel> {
+  static constexpr const char* kName = "CompensatedElementwise";
+  static constexpr const char* kProvider = kCuda;
+  static constexpr size_t kInputs = 1, kRequiredInputs = 1;
+  static constexpr bool kHasCounts = false;
+
+  CompensatedElementwiseKernel(const OrtApi& api, const OrtKernelInfo* info, NodeId id)
+      : id_(std::move(id)), a_(CompensatedAttrs::parse(api, info, id_)) {}
+
+  void compute(Ort::KernelContext& ctx) {
+    Ort::ConstValue x = ctx.GetInput(0);
+    const std::vector<int64_t> xs = x.GetTensorTypeAndShapeInfo().GetShape();
+    const TimeLayout L = time_layout(id_, xs, a_.time_steps);
+    Ort::UnownedValue y = ctx.GetOutput(0, xs);
+    CompArgs a;
+    a.T = L.T;
+    a.M = L.B * L.N;
+    a.fn = a_.function;
+    if (a.M == 0) return;
+    const Device d = device_of(id_, ctx);
+    a.x = x.GetTensorData<float>();
+    a.y = y.GetTensorMutableData<float>();
+    check(id_, "CompensatedElementwise kernel launch", launch_compensated(a, d.stream));
+  }
+
+  NodeId id_;
+  CompensatedAttrs a_;
+};
+
 constexpr const char* kMeanName = "TemporalMean";
 constexpr const char* kDeltaName = "TemporalDelta";
 using TemporalMeanKernel = TemporalKernel<&kMeanName, launch_temporal_mean>;
@@ -419,7 +448,8 @@ std::vector<OrtCustomOp*> ops() {
   static OpDef<MultiThresholdNeuronKernel, 1> multi_threshold;
   static OpDef<TemporalMeanKernel> mean;
   static OpDef<TemporalDeltaKernel> delta;
-  return {&if_neuron, &para_if_neuron, &multi_threshold, &mean, &delta};
+  static OpDef<CompensatedElementwiseKernel> compensated;
+  return {&if_neuron, &para_if_neuron, &multi_threshold, &mean, &delta, &compensated};
 }
 
 int runtime_version() { return CUDART_VERSION; }

@@ -103,6 +103,13 @@ int snn_emu_temporal(int delta, const float* x, float* y, int64_t T, int64_t M) 
   return delta ? l.run<DeltaBody>(a, M) : l.run<MeanBody>(a, M);
 }
 
+int snn_emu_compensated(int fn, const float* x, float* y, int64_t T, int64_t M) {
+  CompArgs a;
+  a.x = x, a.y = y, a.T = T, a.M = M, a.fn = fn;
+  HostLauncher l;
+  return l.run<CompBody>(a, M);
+}
+
 // The plan the GPU would use: writes bpt, groups, threads, counts_direct.
 void snn_emu_plan(int64_t B, int64_t N, int counts, int64_t resident, int64_t* out) {
   const Plan p = plan_neurons(B, N, counts != 0, resident);

@@ -59,4 +59,9 @@ cudaError_t launch_temporal_delta(const TemporalArgs& a, cudaStream_t s) {
   return static_cast<cudaError_t>(l.run<DeltaBody>(a, a.M));
 }
 
+cudaError_t launch_compensated(const CompArgs& a, cudaStream_t s) {
+  GpuLauncher l{s};
+  return static_cast<cudaError_t>(l.run<CompBody>(a, a.M));
+}
+
 }  // namespace snn::cuda

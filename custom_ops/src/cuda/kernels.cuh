@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <math.h>  // erff, tanhf, expf: host and device
 
 #if defined(__CUDACC__)
 #define SNN_HD __host__ __device__ __forceinline__
@@ -284,6 +285,50 @@ struct DeltaBody {
       const float p = static_cast<float>(t) * prev;
       y[o] = c - p;
       prev = cur;
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// CompensatedElementwise: TemporalDelta(f(TemporalMean(x))) for an elementwise f in one pass.
+// The running sum and the delta use the expressions of MeanBody / DeltaBody; f is float32 from
+// the math library, so results match the float64 reference to float tolerance (as on the CPU).
+
+struct CompArgs {
+  const float* x = nullptr;
+  float* y = nullptr;
+  int64_t T = 0, M = 0;
+  int fn = 0;  // index into kElementwiseFunctions (common/op_attrs.h)
+};
+
+SNN_HD float comp_sigmoid(float m) { return 1.0f / (1.0f + expf(-m)); }
+SNN_HD float comp_clip01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
+
+SNN_HD float comp_apply(int fn, float m) {
+  switch (fn) {
+    case 0: return 0.5f * m * (1.0f + erff(m * 0.70710678118654752f));                          // gelu
+    case 1: return 0.5f * m * (1.0f + tanhf(0.79788456080286536f * (m + 0.044715f * (m * m * m))));  // gelu_tanh
+    case 2: return m * comp_sigmoid(m);                                                       // silu
+    case 3: return comp_sigmoid(m);                                                           // sigmoid
+    case 4: return tanhf(m);                                                                  // tanh
+    case 5: return comp_clip01(m / 6.0f + 0.5f);                                              // hardsigmoid
+    case 6: return m * comp_clip01(m / 6.0f + 0.5f);                                          // hardswish
+    default: return m > 0.0f ? m : 0.0f;                                                      // relu
+  }
+}
+
+struct CompBody {
+  static SNN_HD void run(const CompArgs& a, int64_t j) {
+    const float* SNN_RESTRICT x = a.x + j;
+    float* SNN_RESTRICT y = a.y + j;
+    float acc = 0.0f, prev = 0.0f;
+    for (int64_t t = 0, o = 0; t < a.T; ++t, o += a.M) {
+      acc = acc + x[o];
+      const float f = comp_apply(a.fn, acc / static_cast<float>(t + 1));
+      const float c = static_cast<float>(t + 1) * f;
+      const float p = static_cast<float>(t) * prev;
+      y[o] = c - p;
+      prev = f;
     }
   }
 };

@@ -14,5 +14,6 @@ cudaError_t launch_para(const ParaArgs& a, const Plan& p, cudaStream_t s);
 cudaError_t launch_mt(const MTArgs& a, const Plan& p, cudaStream_t s);
 cudaError_t launch_temporal_mean(const TemporalArgs& a, cudaStream_t s);
 cudaError_t launch_temporal_delta(const TemporalArgs& a, cudaStream_t s);
+cudaError_t launch_compensated(const CompArgs& a, cudaStream_t s);
 
 }  // namespace snn::cuda
