@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+import snn_onnx
+
 pytest.importorskip("torch", reason="the benchmarks export timm models: needs torch")
 pytest.importorskip("timm", reason="the benchmarks need timm")
 
@@ -23,6 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _run(script, *args):
     env = dict(os.environ)
+    # The checkout goes first on the path for benchmarks/, but its snn_onnx/ may hold no built
+    # library (CI installs the package instead): point the scripts at the one this process uses.
+    env.setdefault("SNN_ONNX_LIBRARY", snn_onnx.library_path())
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT), str(ROOT / "models"), str(ROOT / "cli"), env.get("PYTHONPATH", "")])
     res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True,

@@ -36,11 +36,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
 
-# timm name, input size, exporter (vgg16's ConvMlp head needs the dynamo exporter)
+# timm name, input size, exporter (vgg16's ConvMlp head needs the dynamo exporter); the CNNs
+# get QCFS activations (L = T, ParaIF); the ViT keeps its GELUs and converts in transformer
+# mode (multi-threshold neurons), random weights
 MODELS: dict[str, dict[str, Any]] = {
-    "resnet18": {"timm": "resnet18", "img": 32, "exporter": "legacy"},
-    "vgg16": {"timm": "vgg16", "img": 32, "exporter": "dynamo"},
-    "vit_tiny": {"timm": "vit_tiny_patch16_224", "img": 224, "exporter": "auto"},
+    "resnet18": {"timm": "resnet18", "img": 32, "exporter": "legacy", "qcfs": True},
+    "vgg16": {"timm": "vgg16", "img": 32, "exporter": "dynamo", "qcfs": True},
+    "vit_tiny": {"timm": "vit_tiny_patch16_224", "img": 224, "exporter": "auto", "qcfs": False},
 }
 METHODS = ("snn", "ann_xT", "ann_fold", "sj_s", "sj_m", "snn_plain")
 LABELS = {
@@ -116,7 +118,14 @@ def build_onnx(name: str, T: int, workdir: Path, log: Log, plain: bool = False) 
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        module = create_qcfs_timm(spec["timm"], levels=T, num_classes=NUM_CLASSES, img_size=spec["img"], seed=0)
+        if spec["qcfs"]:
+            module = create_qcfs_timm(spec["timm"], levels=T, num_classes=NUM_CLASSES, img_size=spec["img"], seed=0)
+        else:
+            import timm
+            import torch
+
+            torch.manual_seed(0)
+            module = timm.create_model(spec["timm"], pretrained=False, num_classes=NUM_CLASSES).eval()
         ann = export_module(module, (3, spec["img"], spec["img"]), exporter=spec["exporter"])
     t_export = time.perf_counter() - t
     x = np.random.default_rng(0).standard_normal((8, 3, spec["img"], spec["img"])).astype(np.float32)
@@ -144,6 +153,9 @@ def build_sj(name: str, threads: int, seed: int = 0):
 
     torch.set_num_threads(threads)
     spec = MODELS[name]
+    if not spec["qcfs"]:
+        raise ValueError("SpikingJelly's ann2snn converter only replaces ReLU modules; "
+                         f"{spec['timm']} has none (GELU)")
     torch.manual_seed(seed)
     model = timm.create_model(spec["timm"], pretrained=False, num_classes=NUM_CLASSES).eval()
     gen = torch.Generator().manual_seed(seed)
@@ -391,7 +403,9 @@ def render(rows: list[Row], skipped: dict[str, str], profile: dict | None, conve
     L.append("Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()) + f". Whole run: {elapsed / 60:.1f} min; "
              f"up to {args.reps} repetitions per configuration (at least 3; fewer than {args.reps} where a "
              f"configuration had used {args.budget:.0f} s).\n")
-    L.append("Methods: **SNN** = the converted QCFS model (ParaIFNeuron, T steps, L = T levels) in ONNX Runtime "
+    L.append("Methods: **SNN** = the converted QCFS model (ParaIFNeuron, T steps, L = T levels; for vit_tiny the "
+             "random-init timm ViT in transformer mode: multi-threshold neurons, compensated GELU / LayerNorm / "
+             "Softmax / attention products, and T × ANN / ANN on T·B are that ViT) in ONNX Runtime "
              "with the snn_onnx library, returning all its outputs (mean logits, per-step logits, spike counts); "
              "**T × ANN** = the same QCFS ANN in ONNX Runtime run T times on the batch; **ANN on T·B** = the ANN once "
              "on the batch repeated T times (the dense floor: the same multiply-adds as the SNN in one call); "
@@ -582,15 +596,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name in args.models:
             spec = MODELS[name]
-            sj = None
+            sj, sj_error = None, ""
             for T in args.time_steps:
                 try:
                     ann_path, snn_path, info = build_onnx(name, T, workdir, log, plain=args.compare_unoptimized)
                 except Exception as err:  # the converter (or the QCFS model) cannot take it yet
                     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                    skipped[name] = (f"the converter cannot convert {spec['timm']} yet "
-                                     f"({type(err).__name__}: {first}); it joins the table once transformer "
-                                     "conversion lands.")
+                    skipped[name] = (f"the converter could not convert {spec['timm']} "
+                                     f"({type(err).__name__}: {first})")
                     log(f"{name}: skipped ({first})")
                     break
                 if peer and sj is None:
@@ -598,7 +611,7 @@ def main(argv: list[str] | None = None) -> int:
                         sj = build_sj(name, args.threads)
                     except Exception as err:
                         log(f"{name}: SpikingJelly conversion failed: {err}")
-                        sj = False
+                        sj, sj_error = False, str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 for B in args.batches:
                     x = np.random.default_rng(1).standard_normal((B, 3, spec["img"], spec["img"])).astype(np.float32)
                     fns = ort_runners(ann_path, snn_path, x, T, args.threads, methods)
@@ -608,7 +621,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs = time_alternating(fns, args.reps, args.budget, min_reps=min(3, args.reps))
                     row = Row(name, T, B, ms={k: float(np.median(v)) for k, v in runs.items()}, runs=runs)
                     if sj is False:
-                        row.note = "SpikingJelly could not convert this model"
+                        row.note = f"SpikingJelly could not convert this model: {sj_error}"
                     if not args.no_memory:
                         for m in fns:
                             mem = measure_memory(m, name, ann_path, snn_path, T, B, args.threads)
