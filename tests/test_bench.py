@@ -47,6 +47,19 @@ def test_report_has_ratios_targets_and_skips():
     assert "## vit_tiny\n\nSkipped: not yet" in text
 
 
+def test_report_collapses_a_note_shared_by_configurations():
+    def row(T, B, note):
+        r = cpu.Row("vit_tiny", T, B, ms={"snn": 2.0, "ann_xT": 1.0, "ann_fold": 1.0}, runs={"snn": [2.0] * 3})
+        r.note = note
+        return r
+
+    args = cpu.parse_args(["--models", "vit_tiny", "--no-memory"])
+    text = cpu.render([row(4, 1, "no peer"), row(4, 32, "no peer")], {}, None, None, {}, args, 1.0)
+    assert text.count("no peer") == 1 and "* no peer (all configurations)" in text
+    text = cpu.render([row(4, 1, "no peer"), row(4, 32, "")], {}, None, None, {}, args, 1.0)
+    assert "* T=4 B=1: no peer" in text
+
+
 def test_entry_points_answer_help():
     script = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "cpu_speed.py"), "--help"],
                             capture_output=True, text=True, timeout=120)

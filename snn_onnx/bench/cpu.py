@@ -454,7 +454,13 @@ def render(rows: list[Row], skipped: dict[str, str], profile: dict | None, conve
                     else:
                         cells.append("—")
                 L.append(f"| {r.T} | {r.B} | " + " | ".join(cells) + " |")
-        notes = [f"T={r.T} B={r.B}: {r.note}" for r in sub if r.note]
+        # one line per distinct note, naming the configurations it applies to
+        by_note: dict[str, list[str]] = {}
+        for r in sub:
+            if r.note:
+                by_note.setdefault(r.note, []).append(f"T={r.T} B={r.B}")
+        notes = [(f"{note} (all configurations)" if len(where) == len(sub) else f"{', '.join(where)}: {note}")
+                 for note, where in by_note.items()]
         if notes:
             L.append("")
             L += [f"* {n}" for n in notes]

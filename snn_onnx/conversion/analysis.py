@@ -143,14 +143,8 @@ def _unsupported(node: ir.Node) -> UnsupportedOpError:
 
 
 def _classify(node: ir.Node, varying: list[int], plan: Plan) -> None:
+    # every node here has passed _check_known (standard domain, known op)
     op = node.op_type
-    if node.domain not in ("", "ai.onnx"):
-        raise UnsupportedOpError(
-            f"custom op of domain '{node.domain}' on a time-varying tensor: snn-onnx cannot "
-            "know whether it acts on each time step separately",
-            node.name,
-            op,
-        )
     if op in rules.LINEAR_OPS:
         if op in ("Cast", "CastLike") and not all(is_float(o) for o in node.outputs):
             raise UnsupportedOpError(

@@ -57,6 +57,18 @@ def add_initializer(graph: ir.Graph, namer: Namer, base: str, array: np.ndarray)
     return value
 
 
+def insert_after_producer(graph: ir.Graph, value: ir.Value, nodes: list[ir.Node]) -> None:
+    """Insert nodes right after the node that produces value (first in the graph when value
+    is a graph input or an initializer), so they can use it before any of its consumers."""
+    producer = value.producer()
+    if producer is not None:
+        graph.insert_after(producer, nodes)
+    elif (first := next(iter(graph), None)) is not None:
+        graph.insert_before(first, nodes)
+    else:
+        graph.extend(nodes)
+
+
 def make_node(
     graph_namer: Namer,
     op_type: str,

@@ -26,7 +26,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..ops import schema
-from .graph_utils import Namer, add_initializer, const_array, make_node
+from .graph_utils import Namer, add_initializer, const_array, insert_after_producer, make_node
 
 INT64_MAX = np.iinfo(np.int64).max
 
@@ -221,21 +221,10 @@ class _Hoister:
             tile.outputs[0].dtype = v.dtype
             if v.shape is not None:
                 tile.outputs[0].shape = ir.Shape(["time_x_batch", *list(v.shape)[1:]])
-            self._insert_after_producer(v, [tile])
+            insert_after_producer(self.graph, v, [tile])
             self.tiled[v] = tile.outputs[0]
             self.report.repeats.append(v.name)
         return self.tiled[v]
-
-    def _insert_after_producer(self, v: ir.Value, nodes: list[ir.Node]) -> None:
-        producer = v.producer()
-        if producer is None:
-            first = next(iter(self.graph), None)
-            if first is None:
-                self.graph.extend(nodes)
-            else:
-                self.graph.insert_before(first, nodes)
-        else:
-            self.graph.insert_after(producer, nodes)
 
     def shape_of_repeated(self, node: ir.Node) -> None:
         """``Shape`` / ``Size`` of a prefix value: report the repeated value's shape."""

@@ -10,7 +10,7 @@ import onnx_ir as ir
 from ..errors import ConversionError
 from ..ops import schema
 from .analysis import Plan
-from .graph_utils import Namer, add_initializer, const_array, is_float, make_node
+from .graph_utils import Namer, add_initializer, const_array, insert_after_producer, is_float, make_node
 from .rules import Site
 
 NEURONS = {"if": schema.IF_NEURON.name, "paraif": schema.PARA_IF_NEURON.name}
@@ -72,17 +72,6 @@ class SnnBuilder:
         if key not in self._consts:
             self._consts[key] = add_initializer(self.graph, self.namer, base, array)
         return self._consts[key]
-
-    def _insert_after_producer(self, value: ir.Value, nodes: list[ir.Node]) -> None:
-        producer = value.producer()
-        if producer is None:  # graph input or initializer
-            first = next(iter(self.graph), None)
-            if first is None:
-                self.graph.extend(nodes)
-            else:
-                self.graph.insert_before(first, nodes)
-        else:
-            self.graph.insert_after(producer, nodes)
 
     @staticmethod
     def _redirect(value: ir.Value, new: ir.Value, keep: set[ir.Node]) -> None:
@@ -191,7 +180,7 @@ class SnnBuilder:
             reps = self.const("time_repeats", np.array([self.T] + [1] * (len(x.shape) - 1), np.int64))
             tile = make_node(self.namer, "Tile", [x, reps], name=f"{x.name}/repeat_T", output_names=[f"{x.name}/repeated"])
             tile.outputs[0].dtype = x.dtype
-            self._insert_after_producer(x, [tile])
+            insert_after_producer(self.graph, x, [tile])
             self._redirect(x, tile.outputs[0], keep={tile})
 
     def time_exit(self, per_step: bool) -> dict[str, str]:

@@ -30,7 +30,7 @@ from ..ops import schema
 from . import analysis, batch_axis, blocks, rules
 from .analysis import Plan
 from .calibrate import CalibrationConfig, SiteRequest
-from .graph_utils import const_array, is_float, make_node
+from .graph_utils import const_array, insert_after_producer, is_float, make_node
 from .rewrite import SnnBuilder
 
 MODES = ("auto", "cnn", "transformer")
@@ -356,7 +356,7 @@ def add_neuron(
         num_outputs=2 if spike_counts else 1, name=f"{site.name}/{op}",
         output_names=[f"{site.name}/spikes", f"{site.name}/spike_counts"],
     )
-    builder._insert_after_producer(x, [node])
+    insert_after_producer(builder.graph, x, [node])
     y = node.outputs[0]
     y.dtype, y.shape = ir.DataType.FLOAT, x.shape
     for n, i in site.uses:
