@@ -506,48 +506,38 @@ def run_cuda(lib, model, feeds):
     return cuda_session(lib, model).run(None, feeds)
 
 
-@pytest.mark.parametrize("seed", range(N_CASES))
-def test_cuda_if_neuron(gpu, cpu_so, seed):
-    x, threshold, attrs, counts, inits = if_case(seed)
-    model, feeds = build("IFNeuron", [("x", x), ("threshold", threshold)], attrs, counts, initializers=inits)
+def check_if_neurons(gpu, cpu_so, op, case):
+    """IFNeuron / ParaIFNeuron on CUDA: spikes = the NumPy reference, outputs = the CPU kernel's."""
+    if op == "IFNeuron":
+        x, threshold, attrs, counts, inits = case
+        params = [("threshold", threshold)]
+    else:
+        x, pre, post, bias, attrs, counts, inits = case
+        params = [("theta_pre", pre), ("theta_post", post), ("bias", bias)]
+    model, feeds = build(op, [("x", x), *params], attrs, counts, initializers=inits)
     out = run_cuda(gpu, model, feeds)
     assert len(out) == (2 if counts else 1)
-    ry, rc = ref.if_neuron(x, threshold, **resolved("IFNeuron", attrs))
+    ry, rc = ref.REFERENCES[op](x, *[v for _, v in params], **resolved(op, attrs))
     check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
     for a, b in zip(out, run(cpu_so, model, feeds)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("seed", range(N_CASES))
+def test_cuda_if_neuron(gpu, cpu_so, seed):
+    check_if_neurons(gpu, cpu_so, "IFNeuron", if_case(seed))
 
 
 def test_cuda_static_input(gpu, cpu_so):
     """static_input = 1 (what the converter emits for the first neuron): CUDA = reference = CPU."""
     for seed in range(0, N_CASES, 4):
-        x, threshold, attrs, counts, inits = static_case(if_case, seed)
-        model, feeds = build("IFNeuron", [("x", x), ("threshold", threshold)], attrs, counts, initializers=inits)
-        out = run_cuda(gpu, model, feeds)
-        ry, rc = ref.if_neuron(x, threshold, **resolved("IFNeuron", attrs))
-        check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
-        for a, b in zip(out, run(cpu_so, model, feeds)):
-            np.testing.assert_array_equal(a, b)
-        x, pre, post, bias, attrs, counts, inits = static_case(para_case, seed)
-        inputs = [("x", x), ("theta_pre", pre), ("theta_post", post), ("bias", bias)]
-        model, feeds = build("ParaIFNeuron", inputs, attrs, counts, initializers=inits)
-        out = run_cuda(gpu, model, feeds)
-        ry, rc = ref.para_if_neuron(x, pre, post, bias, **resolved("ParaIFNeuron", attrs))
-        check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
-        for a, b in zip(out, run(cpu_so, model, feeds)):
-            np.testing.assert_array_equal(a, b)
+        check_if_neurons(gpu, cpu_so, "IFNeuron", static_case(if_case, seed))
+        check_if_neurons(gpu, cpu_so, "ParaIFNeuron", static_case(para_case, seed))
 
 
 @pytest.mark.parametrize("seed", range(N_CASES))
 def test_cuda_para_if_neuron(gpu, cpu_so, seed):
-    x, pre, post, bias, attrs, counts, inits = para_case(seed)
-    inputs = [("x", x), ("theta_pre", pre), ("theta_post", post), ("bias", bias)]
-    model, feeds = build("ParaIFNeuron", inputs, attrs, counts, initializers=inits)
-    out = run_cuda(gpu, model, feeds)
-    ry, rc = ref.para_if_neuron(x, pre, post, bias, **resolved("ParaIFNeuron", attrs))
-    check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
-    for a, b in zip(out, run(cpu_so, model, feeds)):
-        np.testing.assert_array_equal(a, b)
+    check_if_neurons(gpu, cpu_so, "ParaIFNeuron", para_case(seed))
 
 
 @pytest.mark.parametrize("seed", range(N_CASES))

@@ -281,27 +281,35 @@ def test_static_input_threads_agree(snn_library):
     rng = np.random.default_rng(12)
     T, x = 8, rand_x(rng, (64, 2, 40, 41))
     th = rand_positive(rng, 2)
+    cases = []
+    for counts in (True, False):
+        cases.append(("IFNeuron", [("x", x), ("threshold", th)], {"time_steps": T, "static_input": 1, "leak": 0.9},
+                      counts))
+        cases.append(("ParaIFNeuron", [("x", x), ("theta_pre", th)], {"time_steps": T, "static_input": 1}, counts))
+    outs = outputs_equal_over_threads(snn_library, cases)
+    xt = np.tile(x, (T, 1, 1, 1))
+    ry, rc = ref.if_neuron(xt, th, time_steps=T, leak=0.9)
+    check_spikes(outs[0], outs[1], ry, rc, True)
+    ry, rc = ref.para_if_neuron(xt, th, time_steps=T)
+    check_spikes(outs[2], outs[3], ry, rc, True)
+
+
+def outputs_equal_over_threads(snn_library, cases):
+    """Run every (op, inputs, attrs, counts) case with 1 and with 4 intra-op threads, assert the
+    outputs are identical, and return the 1-thread outputs of all cases, in order, flattened."""
     results = []
     for threads in (1, 4):
         opts = ort.SessionOptions()
         opts.register_custom_ops_library(snn_library)
         opts.intra_op_num_threads = threads
         outs = []
-        for counts in (True, False):
-            model, feeds = build("IFNeuron", [("x", x), ("threshold", th)],
-                                 {"time_steps": T, "static_input": 1, "leak": 0.9}, counts)
-            outs += run(opts, model, feeds)
-            model, feeds = build("ParaIFNeuron", [("x", x), ("theta_pre", th)],
-                                 {"time_steps": T, "static_input": 1}, counts)
+        for op, inputs, attrs, counts in cases:
+            model, feeds = build(op, inputs, attrs, counts)
             outs += run(opts, model, feeds)
         results.append(outs)
     for a, b in zip(*results):
         np.testing.assert_array_equal(a, b)
-    xt = np.tile(x, (T, 1, 1, 1))
-    ry, rc = ref.if_neuron(xt, th, time_steps=T, leak=0.9)
-    check_spikes(results[0][0], results[0][1], ry, rc, True)
-    ry, rc = ref.para_if_neuron(xt, th, time_steps=T)
-    check_spikes(results[0][2], results[0][3], ry, rc, True)
+    return results[0]
 
 
 _BASELINE_SCRIPT = """
@@ -471,29 +479,16 @@ def test_threads_agree(snn_library, shape, T):
     rng = np.random.default_rng(11)
     x = rand_x(rng, shape)
     th = rand_positive(rng, shape[1])
-    results = []
-    for threads in (1, 4):
-        opts = ort.SessionOptions()
-        opts.register_custom_ops_library(snn_library)
-        opts.intra_op_num_threads = threads
-        outs = []
-        for counts in (True, False):
-            attrs = {"time_steps": T, "signed": 1, "leak": 0.9}
-            model, feeds = build("IFNeuron", [("x", x), ("threshold", th)], attrs, counts)
-            outs += run(opts, model, feeds)
-            model, feeds = build("ParaIFNeuron", [("x", x), ("theta_pre", th)],
-                                 {"time_steps": T}, counts)
-            outs += run(opts, model, feeds)
-        for op in ("TemporalMean", "TemporalDelta"):
-            model, feeds = build(op, [("x", x)], {"time_steps": T})
-            outs += run(opts, model, feeds)
-        results.append(outs)
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    cases = []
+    for counts in (True, False):
+        cases.append(("IFNeuron", [("x", x), ("threshold", th)], {"time_steps": T, "signed": 1, "leak": 0.9}, counts))
+        cases.append(("ParaIFNeuron", [("x", x), ("theta_pre", th)], {"time_steps": T}, counts))
+    cases += [(op, [("x", x)], {"time_steps": T}, False) for op in ("TemporalMean", "TemporalDelta")]
+    outs = outputs_equal_over_threads(snn_library, cases)
     ry, rc = ref.if_neuron(x, th, time_steps=T, signed=1, leak=0.9)
-    check_spikes(results[0][0], results[0][1], ry, rc, True)
+    check_spikes(outs[0], outs[1], ry, rc, True)
     ry, rc = ref.para_if_neuron(x, th, time_steps=T)
-    check_spikes(results[0][2], results[0][3], ry, rc, True)
+    check_spikes(outs[2], outs[3], ry, rc, True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import pytest
 
 from snn_onnx.ops import reference as ref
 from snn_onnx.ops import schema
-from test_kernels import OMIT, build, rand_shape, rand_x, resolved, run
+from test_kernels import OMIT, build, outputs_equal_over_threads, rand_shape, rand_x, resolved, run
 
 F32 = np.float32
 OP = "MultiThresholdNeuron"
@@ -133,21 +133,11 @@ def test_threads_agree(snn_library):
     x = rand_x(rng, (T * 3, 50, 384)) * F32(3.0)
     sp = rng.uniform(0.01, 0.1, size=384).astype(F32)
     sn = rng.uniform(0.01, 0.1, size=384).astype(F32)
-    results = []
-    for threads in (1, 4):
-        opts = ort.SessionOptions()
-        opts.register_custom_ops_library(snn_library)
-        opts.intra_op_num_threads = threads
-        outs = []
-        for counts in (True, False):
-            model, feeds = build(OP, [("x", x), ("scale_pos", sp), ("scale_neg", sn)], {"time_steps": T}, counts)
-            outs += run(opts, model, feeds)
-        results.append(outs)
-    for a, b in zip(*results):
-        np.testing.assert_array_equal(a, b)
+    inputs = [("x", x), ("scale_pos", sp), ("scale_neg", sn)]
+    outs = outputs_equal_over_threads(snn_library, [(OP, inputs, {"time_steps": T}, c) for c in (True, False)])
     ry, rc = ref.multi_threshold_neuron(x, sp, sn, time_steps=T)
-    np.testing.assert_array_equal(results[0][0], ry)
-    np.testing.assert_array_equal(results[0][1], rc)
+    np.testing.assert_array_equal(outs[0], ry)
+    np.testing.assert_array_equal(outs[1], rc)
 
 
 X6 = np.ones((6, 4, 3), F32)

@@ -6,7 +6,7 @@
 //   static constexpr size_t kInputs, kRequiredInputs;   // trailing inputs are optional
 //   static constexpr bool kHasCounts;                   // optional output 1: int64 counts
 //   Kernel(const OrtApi&, const OrtKernelInfo*, NodeId) // may throw OpError
-//   OrtStatusPtr ComputeV2(OrtKernelContext*) noexcept
+//   OrtStatusPtr ComputeV2(OrtKernelContext*) noexcept  // usually from Guarded<Kernel>
 //
 // kFirstHostInput: inputs from this index on are handed to the kernel in CPU memory even when
 // it runs on a GPU (ORT keeps such initializers on the host): the CUDA ops read and validate
@@ -18,6 +18,20 @@
 #include "op_common.h"
 
 namespace snn {
+
+// Base (CRTP) that supplies ComputeV2 for a kernel with a member `NodeId id_` and a method
+// `void compute(Ort::KernelContext&)`: every error becomes an ORT status naming the node.
+// A kernel that keeps both private declares `friend struct Guarded<Kernel>;`.
+template <class Impl>
+struct Guarded {
+  OrtStatusPtr ComputeV2(OrtKernelContext* raw) noexcept {
+    Impl& self = static_cast<Impl&>(*this);
+    return guarded(self.id_, [&] {
+      Ort::KernelContext ctx(raw);
+      self.compute(ctx);
+    });
+  }
+};
 
 template <class Kernel, size_t kFirstHostInput = static_cast<size_t>(-1)>
 struct OpDef : Ort::CustomOpBase<OpDef<Kernel, kFirstHostInput>, Kernel, /*WithStatus=*/true> {

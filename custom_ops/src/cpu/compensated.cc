@@ -108,7 +108,7 @@ constexpr Task kTasks[] = {task<Fn::kGelu>,        task<Fn::kGeluTanh>,  task<Fn
                            task<Fn::kSigmoid>,     task<Fn::kTanh>,      task<Fn::kHardSigmoid>,
                            task<Fn::kHardSwish>,   task<Fn::kRelu>};
 
-struct CompensatedElementwiseKernel {
+struct CompensatedElementwiseKernel : Guarded<CompensatedElementwiseKernel> {
   static constexpr const char* kName = "CompensatedElementwise";
   static constexpr const char* kProvider = "CPUExecutionProvider";
   static constexpr size_t kInputs = 1, kRequiredInputs = 1;
@@ -117,13 +117,10 @@ struct CompensatedElementwiseKernel {
   CompensatedElementwiseKernel(const OrtApi& api, const OrtKernelInfo* info, NodeId id)
       : id_(std::move(id)), a_(CompensatedAttrs::parse(api, info, id_)), task_(kTasks[a_.function]) {}
 
-  OrtStatusPtr ComputeV2(OrtKernelContext* raw) noexcept {
-    return guarded(id_, [&] { compute(raw); });
-  }
-
  private:
-  void compute(OrtKernelContext* raw) {
-    Ort::KernelContext ctx(raw);
+  friend struct Guarded<CompensatedElementwiseKernel>;
+
+  void compute(Ort::KernelContext& ctx) {
     Ort::ConstValue x = ctx.GetInput(0);
     const std::vector<int64_t> xs = x.GetTensorTypeAndShapeInfo().GetShape();
     const TimeLayout L = time_layout(id_, xs, a_.time_steps);

@@ -124,7 +124,7 @@ MTTask pick_task(int64_t levels, bool scalar, bool counts) {
   return t[static_cast<size_t>(levels - 1)];
 }
 
-struct MultiThresholdNeuronKernel {
+struct MultiThresholdNeuronKernel : Guarded<MultiThresholdNeuronKernel> {
   static constexpr const char* kName = "MultiThresholdNeuron";
   static constexpr const char* kProvider = "CPUExecutionProvider";
   static constexpr size_t kInputs = 3, kRequiredInputs = 3;
@@ -135,11 +135,9 @@ struct MultiThresholdNeuronKernel {
         a_(MultiThresholdAttrs::parse(api, info, id_)),
         want_counts_(has_output(api, info, 1)) {}
 
-  OrtStatusPtr ComputeV2(OrtKernelContext* raw) noexcept {
-    return guarded(id_, [&] { compute(raw); });
-  }
-
  private:
+  friend struct Guarded<MultiThresholdNeuronKernel>;
+
   const float* scale(Ort::KernelContext& ctx, size_t index, const char* name,
                      const std::vector<int64_t>& xs, ParamLayout* layout) const {
     Ort::ConstValue v = ctx.GetInput(index);
@@ -151,8 +149,7 @@ struct MultiThresholdNeuronKernel {
     return data;
   }
 
-  void compute(OrtKernelContext* raw) {
-    Ort::KernelContext ctx(raw);
+  void compute(Ort::KernelContext& ctx) {
     Ort::ConstValue x = ctx.GetInput(0);
     const std::vector<int64_t> xs = x.GetTensorTypeAndShapeInfo().GetShape();
     const TimeLayout L = time_layout(id_, xs, a_.time_steps);

@@ -140,7 +140,7 @@ constexpr IFTask kIFTasks[2][8] = {
      if_task_avx2<true, true, false>, if_task_avx2<true, true, true>},
 };
 
-struct IFNeuronKernel {
+struct IFNeuronKernel : Guarded<IFNeuronKernel> {
   static constexpr const char* kName = "IFNeuron";
   static constexpr const char* kProvider = kCpu;
   static constexpr size_t kInputs = 2, kRequiredInputs = 2;
@@ -149,13 +149,10 @@ struct IFNeuronKernel {
   IFNeuronKernel(const OrtApi& api, const OrtKernelInfo* info, NodeId id)
       : id_(std::move(id)), a_(IFAttrs::parse(api, info, id_)), want_counts_(has_output(api, info, 1)) {}
 
-  OrtStatusPtr ComputeV2(OrtKernelContext* raw) noexcept {
-    return guarded(id_, [&] { compute(raw); });
-  }
-
  private:
-  void compute(OrtKernelContext* raw) {
-    Ort::KernelContext ctx(raw);
+  friend struct Guarded<IFNeuronKernel>;
+
+  void compute(Ort::KernelContext& ctx) {
     Ort::ConstValue x = ctx.GetInput(0), th = ctx.GetInput(1);
     const std::vector<int64_t> xs = x.GetTensorTypeAndShapeInfo().GetShape();
     const TimeLayout L = a_.static_input ? static_layout(id_, xs, a_.time_steps)
@@ -248,7 +245,7 @@ using ParaTask = void (*)(const ParaArgs&, int64_t, int64_t, int64_t, int64_t) n
 constexpr ParaTask kParaTasks[2][2] = {{para_task<false>, para_task<true>},
                                        {para_task_avx2<false>, para_task_avx2<true>}};
 
-struct ParaIFNeuronKernel {
+struct ParaIFNeuronKernel : Guarded<ParaIFNeuronKernel> {
   static constexpr const char* kName = "ParaIFNeuron";
   static constexpr const char* kProvider = kCpu;
   static constexpr size_t kInputs = 4, kRequiredInputs = 2;
@@ -259,11 +256,9 @@ struct ParaIFNeuronKernel {
         a_(ParaIFAttrs::parse(api, info, id_)),
         want_counts_(has_output(api, info, 1)) {}
 
-  OrtStatusPtr ComputeV2(OrtKernelContext* raw) noexcept {
-    return guarded(id_, [&] { compute(raw); });
-  }
-
  private:
+  friend struct Guarded<ParaIFNeuronKernel>;
+
   // An optional parameter input: data (nullptr if absent) and its layout; checked > 0 if asked.
   const float* param(Ort::KernelContext& ctx, size_t index, const char* name,
                      const std::vector<int64_t>& xs, bool positive, ParamLayout* layout) const {
@@ -277,8 +272,7 @@ struct ParaIFNeuronKernel {
     return data;
   }
 
-  void compute(OrtKernelContext* raw) {
-    Ort::KernelContext ctx(raw);
+  void compute(Ort::KernelContext& ctx) {
     Ort::ConstValue x = ctx.GetInput(0);
     const std::vector<int64_t> xs = x.GetTensorTypeAndShapeInfo().GetShape();
     const TimeLayout L = a_.static_input ? static_layout(id_, xs, a_.time_steps)

@@ -61,7 +61,7 @@ SNN_TARGET_AVX2 void delta_task_avx2(const TemporalArgs& a, int64_t j0, int64_t 
 
 template <void (*Task)(const TemporalArgs&, int64_t, int64_t) noexcept,
           void (*TaskAvx2)(const TemporalArgs&, int64_t, int64_t) noexcept>
-struct TemporalKernel {
+struct TemporalKernel : Guarded<TemporalKernel<Task, TaskAvx2>> {
   static constexpr const char* kProvider = "CPUExecutionProvider";
   static constexpr size_t kInputs = 1, kRequiredInputs = 1;
   static constexpr bool kHasCounts = false;
@@ -69,13 +69,10 @@ struct TemporalKernel {
   TemporalKernel(const OrtApi& api, const OrtKernelInfo* info, NodeId id)
       : id_(std::move(id)), a_(TemporalAttrs::parse(api, info, id_)) {}
 
-  OrtStatusPtr ComputeV2(OrtKernelContext* raw) noexcept {
-    return guarded(id_, [&] { compute(raw); });
-  }
-
  private:
-  void compute(OrtKernelContext* raw) {
-    Ort::KernelContext ctx(raw);
+  friend struct Guarded<TemporalKernel>;
+
+  void compute(Ort::KernelContext& ctx) {
     Ort::ConstValue x = ctx.GetInput(0);
     const std::vector<int64_t> xs = x.GetTensorTypeAndShapeInfo().GetShape();
     const TimeLayout L = time_layout(id_, xs, a_.time_steps);

@@ -240,17 +240,6 @@ Grid grid_for(const NodeId& id, const Device& d, const TimeLayout& L, int64_t* c
 // ---------------------------------------------------------------------------------------------
 // Kernels
 
-template <class Impl>
-struct Guarded {
-  OrtStatusPtr ComputeV2(OrtKernelContext* raw) noexcept {
-    Impl& self = static_cast<Impl&>(*this);
-    return guarded(self.id_, [&] {
-      Ort::KernelContext ctx(raw);
-      self.compute(ctx);
-    });
-  }
-};
-
 struct IFNeuronKernel : Guarded<IFNeuronKernel> {
   static constexpr const char* kName = "IFNeuron";
   static constexpr const char* kProvider = kCuda;
