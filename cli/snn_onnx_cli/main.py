@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -73,12 +74,15 @@ def _resolve_model_arg(model: str | None) -> tuple[str, bool]:
 
 def _load_data(source: str, split: str, limit: int | None, ann, timm_name: str | None = None):
     from snn_onnx import data as data_mod
+    from snn_onnx.conversion.pipeline import graph_input_names
 
     shape = _input_shape_of(ann)
     opts = {"timm_model": timm_name} if timm_name and Path(source).is_dir() else {}
     if source == "random":
         opts["seed"] = 0
         limit = limit or 64
+    if Path(source).suffix.lower() == ".npz":
+        opts["input_names"] = graph_input_names(ann)
     return data_mod.load(source, split=split, limit=limit, input_shape=shape, **opts)
 
 
@@ -226,10 +230,14 @@ def _load_sentences(path: str) -> list[str]:
 @click.option("--no-per-step", is_flag=True, help="Omit the per-step running-mean outputs.")
 @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
+@click.option("--no-parity-gate", is_flag=True,
+              help="Write the SNN even when it should reproduce the ANN exactly (ParaIF, T = L) and does not.")
+@click.option("--explain", is_flag=True, help="List every activation the rules looked at and did not take, and why.")
 @handle_errors
 def convert(model, output, time_steps, neuron, data_source, calib_method, percentile, per_channel, num_calib,
             input_shape, num_classes, checkpoint, qcfs_levels, exporter, mode, levels, mt_percentile,
-            mt_lower_percentile, anchor_level, mt_sites, fused, no_spike_counts, no_per_step, force, quiet):
+            mt_lower_percentile, anchor_level, mt_sites, fused, no_spike_counts, no_per_step, force, quiet,
+            no_parity_gate, explain):
     """Convert MODEL (an .onnx file, a timm model name, module:factory or a Hugging Face model
     folder; default: the bundled digits example) into a spiking ONNX model.
 
@@ -262,11 +270,18 @@ def convert(model, output, time_steps, neuron, data_source, calib_method, percen
     mt = _mt_config(levels, mt_percentile, mt_lower_percentile, anchor_level, mt_sites, per_channel)
     progress = Progress(not quiet)
     try:
-        res = do_convert(ann, time_steps=time_steps, neuron=neuron, data=ds, calibration=cal, output=output, force=force,
-                         spike_counts=not no_spike_counts, per_step=not no_per_step, on_progress=progress, source_name=model,
-                         mode=mode, multi_threshold=mt, fused=fused)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the summary prints them
+            res = do_convert(ann, time_steps=time_steps, neuron=neuron, data=ds, calibration=cal, output=output,
+                             force=force, spike_counts=not no_spike_counts, per_step=not no_per_step,
+                             on_progress=progress, source_name=model, mode=mode, multi_threshold=mt, fused=fused,
+                             parity_gate=not no_parity_gate, data_source=source)
     finally:
         progress.close()
+    if explain:
+        click.echo("activations not turned into neurons:" if res.explain else "every activation chain became a neuron")
+        for line in res.explain:
+            click.echo(f"  {line}")
     if source == "random":
         click.echo("note: calibrated and checked on random inputs (give --data for real samples)", err=True)
     click.echo(res.summary())
@@ -341,6 +356,15 @@ def info(model, as_json):
                    f"per-channel={cal.get('per_channel')}; {cal.get('sites_from_ann', 0)} thresholds from the ANN (QCFS/clip)")
         for line in format_parity(meta.get("parity", {})):
             click.echo(line)
+        prov = meta.get("provenance", {})
+        if prov:
+            click.echo("provenance: " + ", ".join(f"{k}: {v}" for k, v in sorted(prov.items())))
+        if meta.get("exact_time_steps") is not None:
+            exact = meta["exact_time_steps"]
+            click.echo(f"exact at T = {exact} (ParaIF on staircases with L = {exact} levels)" if exact > 0 else
+                       "no T is exact: the staircases have different numbers of levels")
+        if meta.get("cleanup"):
+            click.echo("clean-up: " + json.dumps(meta["cleanup"], sort_keys=True))
         sites = meta.get("sites", [])
         click.echo(f"spiking layers: {len(sites)}; compensated ops: {len(meta.get('compensated', []))}")
         if meta.get("mode"):
@@ -358,6 +382,8 @@ def info(model, as_json):
                            f"(p{s['percentile']:g}/p{s['lower_percentile']:g})")
                 continue
             click.echo(f"  {s['site']:<40} {s['op']:<13} θ={th_s} ({s['threshold_source']})")
+            if s.get("recognised_as"):
+                click.echo(f"      recognised as {s['recognised_as']}")
     click.echo("inputs: " + ", ".join(f"{i.name}{_dims(i)}" for i in proto.graph.input))
     click.echo("outputs: " + ", ".join(f"{o.name}{_dims(o)}" for o in proto.graph.output if not o.name.endswith("/spike_counts")))
     click.echo("ops: " + ", ".join(f"{k}×{v}" for k, v in sorted(ops.items())))

@@ -17,23 +17,14 @@ import numpy as np
 import onnx_ir as ir
 
 from ..errors import ConversionError
+from . import ops_table
 from .graph_utils import const_array
 
 # Ops acting on each element (with broadcasting of their other inputs): the batch axis keeps
-# its position counted from the right.
-ELEMENTWISE = frozenset(
-    """Identity Dropout Neg Add Sub Sum Mean Mul Div Pow Cast CastLike Where Max Min Sigmoid
-    HardSigmoid HardSwish Tanh Erf Gelu Exp Log Sqrt Reciprocal Abs LeakyRelu PRelu Elu Selu
-    Celu Softplus Softsign Mish Sin Cos Floor Ceil Round Clip Sign ThresholdedRelu Shrink Relu
-    IsNaN IsInf Not And Or Xor Equal Greater GreaterOrEqual Less LessOrEqual Expand Mod
-    BitShift Swish""".split()
-)
-# Ops whose batch axis must be axis 0 (NCHW-style batch): output keeps it at 0.
-LEADING_BATCH = frozenset(
-    """Conv ConvTranspose AveragePool GlobalAveragePool MaxPool GlobalMaxPool LpPool
-    BatchNormalization InstanceNormalization GroupNormalization LRN Resize Upsample DepthToSpace
-    SpaceToDepth""".split()
-)
+# its position counted from the right. Ops whose batch axis must be axis 0 (NCHW-style
+# batch): output keeps it at 0.
+ELEMENTWISE = ops_table.ELEMENTWISE_OPS
+LEADING_BATCH = ops_table.LEADING_BATCH_OPS
 _BIG = 2**62
 
 

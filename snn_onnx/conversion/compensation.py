@@ -172,6 +172,20 @@ def _replace_outputs(graph: ir.Graph, old: ir.Value, new: ir.Value) -> None:
             graph.outputs[i] = new
 
 
+def compensate(
+    builder: SnnBuilder,
+    seeds: frozenset[ir.Value] = frozenset(),
+    fused: bool = False,
+) -> tuple[Plan, dict[str, int]]:
+    """The compensation stage, the same for every mode: with the neurons in place, find what
+    varies over time (``analysis.plan_time``; ``seeds``: values varying over time besides the
+    outputs of the spiking ops, e.g. event inputs), wrap every per-sample non-linear block and
+    node that sees it, then :func:`simplify`."""
+    plan = plan_time(builder.graph, seeds)
+    info = compensate_all(builder, plan.blocks, plan.compensated, seeds, fused)
+    return plan, info
+
+
 def compensate_all(
     builder: SnnBuilder,
     blocks: list[Block],
@@ -181,8 +195,7 @@ def compensate_all(
 ) -> dict[str, int]:
     """Blocks first (``fused``: as one CompensatedElementwise node where that is faster,
     ``fused.py``), then single nodes and products (each seeing the time variation of the
-    graph as rewritten so far; ``seeds``: values varying over time besides the outputs of
-    snn_onnx ops), then :func:`simplify`."""
+    graph as rewritten so far), then :func:`simplify`."""
     from .fused import can_fuse, fuse_block
 
     n_fused = 0
@@ -213,11 +226,8 @@ def compensate_model(
     graph = ir_model.graph
     names = inputs or [v.name for v in graph.inputs if v.name not in graph.initializers]
     seeds = frozenset(v for v in graph.inputs if v.name in names)
-    uses = {(u.node, u.idx) for v in seeds for u in v.uses()}
-    plan = Plan([])
-    plan_time(graph, plan, {}, set(), spiking_uses=uses, extra_compensated=frozenset({"Relu"}))
     builder = SnnBuilder(ir_model, time_steps)
-    compensate_all(builder, plan.blocks, plan.compensated, seeds, fused)
+    plan, _ = compensate(builder, seeds, fused)
     ir.passes.common.RemoveUnusedNodesPass()(ir_model)
     graph.sort()
     proto = ir.to_proto(ir_model)

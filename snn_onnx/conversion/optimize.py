@@ -310,3 +310,15 @@ def hoist_time_entry(model: ir.Model, time_steps: int) -> HoistReport:
     Returns what moved; a graph without an entry ``Tile`` (event inputs only, or already
     hoisted) is left as it is."""
     return _Hoister(model, time_steps).run()
+
+
+def remove_unused_initializers(model: ir.Model) -> list[str]:
+    """Drop initializers no node reads (e.g. the entry's repeat counts once the entry moved):
+    ONNX Runtime warns about each one when it loads the model."""
+    graph = model.graph
+    used = {v.name for node in ir.traversal.RecursiveGraphIterator(graph) for v in node.inputs if v is not None}
+    used |= {v.name for v in graph.outputs} | {v.name for v in graph.inputs}
+    dropped = [name for name in graph.initializers if name not in used]
+    for name in dropped:
+        graph.initializers.pop(name)
+    return dropped

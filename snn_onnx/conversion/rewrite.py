@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import onnx_ir as ir
 
 from ..errors import ConversionError
 from ..ops import schema
-from .analysis import Plan
 from .graph_utils import Namer, add_initializer, const_array, insert_after_producer, is_float, make_node
-from .rules import Site
+from .rules import Site, tag
 
 NEURONS = {"if": schema.IF_NEURON.name, "paraif": schema.PARA_IF_NEURON.name}
 INT64_MAX = np.iinfo(np.int64).max
@@ -53,6 +52,8 @@ class NeuronRecord:
     channel_axis: int | None
     threshold_source: str
     dead_channels: int = 0
+    levels: int | None = None  # staircase levels L (ParaIF at T = L reproduces the ANN)
+    extra: dict = field(default_factory=dict)  # what the site was recognised as, from which nodes
 
 
 class SnnBuilder:
@@ -93,46 +94,97 @@ class SnnBuilder:
         channel_axis: int,
         cfg: NeuronConfig,
         spike_counts: bool,
-        v_init: float,
+        v_init: float | np.ndarray,
     ) -> tuple[ir.Node, str | None]:
+        """Replace the site's nodes by ``[Sub c] -> neuron -> [Mul a] -> [Add y0]`` (the shift,
+        scale and offset only where the identified function has them, ``rules.identify``)."""
         op = NEURONS[cfg.kind]
+        fn = site.function
+        per_channel = np.asarray(threshold).ndim == 1
         th = self.const(f"{site.name}/threshold", np.asarray(threshold, dtype=np.float32))
-        attrs: dict = {"time_steps": self.T, "v_init": float(v_init)}
-        if np.asarray(threshold).ndim == 1:
+        attrs: dict = {"time_steps": self.T, "v_init": float(np.asarray(v_init).ravel()[0])}
+        if per_channel:
             attrs["channel_axis"] = int(channel_axis)
         if cfg.kind == "if":
             attrs.update(leak=float(cfg.leak), reset=cfg.reset, signed=int(cfg.signed))
             if cfg.signed:
                 attrs["signed_eps"] = float(cfg.signed_eps)
+        x = site.input
+        new_nodes: list[ir.Node] = []
+        shape_c = self._param_shape(site, fn)
+        if fn is not None and fn.input_shift is not None:
+            c = self.const(f"{site.name}/input_shift", np.asarray(fn.input_shift, np.float32).reshape(shape_c))
+            sub = make_node(self.namer, "Sub", [x, c], name=f"{site.name}/input_shift")
+            sub.outputs[0].dtype, sub.outputs[0].shape = x.dtype or ir.DataType.FLOAT, x.shape
+            new_nodes.append(sub)
+            x = sub.outputs[0]
+        inputs = [x, th]
+        v = np.asarray(v_init, np.float64).ravel()
+        if v.size > 1 and not np.all(v == v[0]):
+            if cfg.kind != "paraif":
+                raise ConversionError(
+                    f"site '{site.name}': the staircase's offset differs between channels; only ParaIF "
+                    "takes a per-channel bias (use --neuron paraif)",
+                    site.nodes[-1].name, site.nodes[-1].op_type,
+                )
+            bias = self.const(f"{site.name}/bias", (v * np.asarray(threshold, np.float64).ravel()).astype(np.float32))
+            inputs += [None, bias]
         node = make_node(
             self.namer,
             op,
-            [site.input, th],
+            inputs,
             attrs,
             domain=schema.DOMAIN,
             num_outputs=2 if spike_counts else 1,
             name=f"{site.name}/{op}",
             output_names=[f"{site.name}/spikes", f"{site.name}/spike_counts"],
         )
+        new_nodes.append(node)
+        y = node.outputs[0]
+        y.dtype, y.shape = ir.DataType.FLOAT, site.output.shape
+        scale = np.asarray(fn.scale, np.float64) if fn is not None else np.ones(1)
+        if not np.all(scale == 1.0):
+            a = self.const(f"{site.name}/output_scale", scale.astype(np.float32).reshape(shape_c))
+            mul = make_node(self.namer, "Mul", [y, a], name=f"{site.name}/output_scale")
+            mul.outputs[0].dtype, mul.outputs[0].shape = y.dtype, y.shape
+            new_nodes.append(mul)
+            y = mul.outputs[0]
+        if fn is not None and fn.output_offset is not None:
+            b = self.const(f"{site.name}/output_offset", np.asarray(fn.output_offset, np.float32).reshape(shape_c))
+            add = make_node(self.namer, "Add", [y, b], name=f"{site.name}/output_offset")
+            add.outputs[0].dtype, add.outputs[0].shape = y.dtype, y.shape
+            new_nodes.append(add)
+            y = add.outputs[0]
+        for n in new_nodes:
+            tag(n, "activation")
         out_name = site.output.name
         last = site.nodes[-1]
-        self.graph.insert_after(last, [node])
-        y = node.outputs[0]
-        ir.convenience.replace_all_uses_with(site.output, y)
+        self.graph.insert_after(last, new_nodes)
         self._replace_graph_output(site.output, y)
+        ir.convenience.replace_all_uses_with(site.output, y)
         for n in reversed(site.nodes):
             self.graph.remove(n, safe=True)
         y.name = out_name  # keep the ANN's name for the activation
         y.dtype, y.shape = ir.DataType.FLOAT, site.output.shape
         counts = None
         if spike_counts:
-            c = node.outputs[1]
-            c.dtype = ir.DataType.INT64
+            cnt = node.outputs[1]
+            cnt.dtype = ir.DataType.INT64
             if site.input.shape is not None:
-                c.shape = ir.Shape([self.T, *list(site.input.shape)[1:]])
-            self.graph.outputs.append(c)
-            counts = c.name
+                cnt.shape = ir.Shape([self.T, *list(site.input.shape)[1:]])
+            self.graph.outputs.append(cnt)
+            counts = cnt.name
         return node, counts
+
+    @staticmethod
+    def _param_shape(site: Site, fn) -> list[int]:
+        """Shape that broadcasts a per-channel parameter along the site's channel axis."""
+        if fn is None or fn.scale.size == 1 or fn.channel_axis is None:
+            return []
+        rank = len(site.input.shape) if site.input.shape is not None else fn.channel_axis + 1
+        shape = [1] * rank
+        shape[fn.channel_axis] = fn.scale.size
+        return shape
 
     def _replace_graph_output(self, old: ir.Value, new: ir.Value) -> None:
         for i, out in enumerate(self.graph.outputs):

@@ -97,6 +97,7 @@ class Dataset:
     y: np.ndarray | None
     name: str
     classes: list[str] | None = None
+    inputs: dict[str, np.ndarray] | None = None  # a multi-input model's arrays, by input name
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -116,10 +117,13 @@ def load(
     split: str = "test",
     limit: int | None = None,
     input_shape: Sequence[Any] | None = None,
+    input_names: Sequence[str] | None = None,
     **opts: Any,
 ) -> Dataset:
     """Load samples from ``source`` (see the module docstring) and check they fit
-    ``input_shape``; raise :class:`DataError` otherwise."""
+    ``input_shape``; raise :class:`DataError` otherwise. ``input_names``: the model's inputs;
+    an ``.npz`` whose arrays are named after them (a BERT's ``input_ids``, ``attention_mask``,
+    …) loads as ``Dataset.inputs``, each array with its own dtype."""
     if limit is not None and (int(limit) != limit or limit < 1):
         raise DataError(f"data source '{source}': limit must be a positive integer, got {limit!r}")
     if input_shape is not None:
@@ -141,7 +145,7 @@ def load(
             ds = _load_image_folder(path, input_shape, limit, **opts)
         elif path.suffix.lower() == ".npz":
             _no_opts(src, opts)
-            ds = _load_npz(path)
+            ds = _load_npz(path, input_names)
         else:
             raise DataError(
                 f"data source '{src}': not a .npz file or an image folder "
@@ -151,7 +155,9 @@ def load(
         ds.x = ds.x[: int(limit)]
         if ds.y is not None:
             ds.y = ds.y[: int(limit)]
-    if input_shape is not None:
+        if ds.inputs is not None:
+            ds.inputs = {k: v[: int(limit)] for k, v in ds.inputs.items()}
+    if input_shape is not None and ds.inputs is None:
         _check_shape(ds.x, input_shape, src)
     return ds
 
@@ -249,12 +255,17 @@ def _load_random(input_shape: tuple | None, limit: int | None, seed: int = 0, **
 # npz
 
 
-def _load_npz(path: Path) -> Dataset:
+def _load_npz(path: Path, input_names: Sequence[str] | None = None) -> Dataset:
     try:
         with np.load(path, allow_pickle=False) as f:
             keys = list(f.files)
+            named = [n for n in (input_names or []) if n in keys]
+            if input_names and len(named) == len(input_names) and (len(named) > 1 or "x" not in keys):
+                return _named_inputs(path, {n: np.asarray(f[n]) for n in named},
+                                     np.asarray(f["y"]) if "y" in keys else None)
             if "x" not in keys:
-                raise DataError(f"data file '{path}' has no array 'x' (arrays: {keys})")
+                wanted = f"'x' or arrays named after the model's inputs {list(input_names)}" if input_names else "'x'"
+                raise DataError(f"data file '{path}' has no array {wanted} (arrays: {keys})")
             x = np.asarray(f["x"])
             y = np.asarray(f["y"]) if "y" in keys else None
     except DataError:
@@ -277,6 +288,21 @@ def _load_npz(path: Path) -> Dataset:
                 raise DataError(f"data file '{path}': array 'y' must hold integer labels (dtype {y.dtype})")
         y = y.astype(np.int64)
     return Dataset(x=x, y=y, name=str(path))
+
+
+def _named_inputs(path: Path, arrays: dict[str, np.ndarray], y: np.ndarray | None) -> Dataset:
+    sizes = {k: (v.shape[0] if v.ndim else 0) for k, v in arrays.items()}
+    if len(set(sizes.values())) != 1 or 0 in sizes.values():
+        raise DataError(f"data file '{path}': the input arrays must hold the same number (> 0) of samples, got {sizes}")
+    for k, v in arrays.items():
+        if not (np.issubdtype(v.dtype, np.number) or v.dtype == np.bool_):
+            raise DataError(f"data file '{path}': array '{k}' is not numeric (dtype {v.dtype})")
+    first = next(iter(arrays.values()))
+    if y is not None:
+        if y.ndim != 1 or y.shape[0] != first.shape[0]:
+            raise DataError(f"data file '{path}': array 'y' must hold one label per sample")
+        y = y.astype(np.int64)
+    return Dataset(x=first, y=y, name=str(path), inputs=arrays)
 
 
 # ---------------------------------------------------------------------------------------

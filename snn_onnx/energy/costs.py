@@ -12,7 +12,7 @@ reported as free:
 * LayerNormalization / GroupNormalization / InstanceNormalization: 4 per element (mean,
   variance, normalise, affine); RMSNormalization: 3;
 * a product of two time-varying tensors (Mul / Div): 1 per output element;
-* every other non-linear op of ``rules.COMPENSATED_OPS``: 1 per output element;
+* every other non-linear op (``ops_table.COMPENSABLE_OPS``): 1 per output element;
 * ``TemporalMean`` / ``TemporalDelta``: 1 per element and step (a running sum and one scale;
   ``t*x_t - (t-1)*x_{t-1}`` reuses the previous step's product);
 * linear ops (Add, Reshape, AveragePool, BatchNormalization, scaling by constants, ...):
@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from ..conversion.rules import COMPENSATED_OPS
+from ..conversion.ops_table import COMPENSABLE_OPS as COMPENSATED_OPS
 
 Shape = tuple[int, ...]
 

@@ -20,6 +20,9 @@ def _torch():
     return torch
 
 
+WEIGHTS_KEY = "snn_onnx.weights"  # where an exported model's weights came from (random-init, checkpoint)
+
+
 def export_module(module, input_shape: tuple[int, ...], opset: int = 18, exporter: str = "auto") -> onnx.ModelProto:
     """Export an ``nn.Module`` in eval mode with a dynamic batch axis.
 
@@ -36,9 +39,14 @@ def export_module(module, input_shape: tuple[int, ...], opset: int = 18, exporte
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             try:
-                return _export(torch, module, x, opset, kind)
+                model = _export(torch, module, x, opset, kind)
             except Exception as err:
                 errors.append(f"{kind}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}")
+                continue
+        weights = getattr(module, "snn_onnx_weights", None)
+        if weights:
+            model.metadata_props.append(onnx.StringStringEntryProto(key=WEIGHTS_KEY, value=weights))
+        return model
     raise ModelLoadError(f"torch.onnx.export failed for {type(module).__name__} ({'; '.join(errors)})")
 
 
@@ -87,6 +95,7 @@ def build_module(spec: str, *, num_classes: int | None = None, qcfs_levels: int 
         except (ImportError, AttributeError) as err:
             raise ModelLoadError(f"cannot import model factory '{spec}': {err}") from None
         module = factory()
+        origin = f"module:factory '{spec}'"
     else:
         try:
             import timm
@@ -98,12 +107,15 @@ def build_module(spec: str, *, num_classes: int | None = None, qcfs_levels: int 
         if num_classes is not None:
             kw["num_classes"] = num_classes
         module = timm.create_model(spec, **kw)
+        origin = f"random-init (timm '{spec}' without pretrained weights)"
     if qcfs_levels is not None:
         from snn_onnx_models.qcfs import qcfsify
 
         qcfsify(module, qcfs_levels)
     if checkpoint is not None:
         load_checkpoint(module, checkpoint)
+        origin = f"checkpoint {Path(checkpoint).name}"
+    module.snn_onnx_weights = origin  # recorded in the exported model's metadata (WEIGHTS_KEY)
     return module.eval()
 
 
