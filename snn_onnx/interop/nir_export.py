@@ -10,15 +10,17 @@ The mapping (docs/interop.md states it for readers of the file):
   (``v = (1-dt/tau)·v + (dt/tau)·r·I = leak·v + I``);
 * NIR neurons fire when ``v > v_threshold``, ours when ``v >= θ``: ``v_threshold`` is the
   largest float32 below θ, the same test on float32 potentials;
-* NIR resets to ``v_reset`` and starts at 0: our ``reset = "zero"`` with ``v_init = c/θ`` is
-  NIR measured from the initial potential, ``u = v - c``: ``v_threshold = θ - c``,
-  ``v_reset = -c``, and for LIF ``v_leak = -c`` (the leak pulls ``v`` to 0, ``u`` to ``-c``).
-  A subtractive reset has no NIR form: refused unless ``lossy``;
+* NIR neurons reset to ``v_reset`` (0 here: our ``reset = "zero"``); a subtractive reset has
+  no NIR form. NIR states no initial potential and its readers disagree (SpikingJelly starts
+  a neuron at ``v_reset``, snnTorch and Norse at 0), so only ``v_init = 0`` is exact. Both
+  are refused by name unless ``lossy``, which exports reset-to-0 neurons starting at 0 and
+  lists what it changed (``NirExport.lossy``; ``snn-onnx export-nir --lossy`` measures it);
 * NIR spikes are 1, ours are ``s·θ``: θ is folded into the weights of the Conv / Affine /
   Linear the spikes reach (through pooling and flattening, which commute with a per-channel
   scale); where spikes reach anything else a ``Scale`` node carries it;
 * Conv → ``Conv2d`` / ``Conv1d``, Gemm → ``Affine``, MatMul (+ Add of a bias) → ``Linear``
-  (``Affine``), AveragePool / GlobalAveragePool → ``AvgPool2d``, Flatten / flattening
+  (``Affine``), AveragePool / GlobalAveragePool → ``AvgPool2d`` (or ``SumPool2d`` with the
+  1/k² carried into the next weights, ``pooling="sum"``), Flatten / flattening
   Reshape → ``Flatten``; an Add of two time-varying values is two edges into one node
   (NIR sums a node's inputs).
 
@@ -55,16 +57,16 @@ def import_nir():
 
 @dataclass
 class NeuronExport:
-    """How one of our neurons became a NIR node: NIR potential + ``offset`` = ours."""
+    """How one of our neurons became a NIR node (same potential, same threshold test)."""
 
     nir_node: str
     onnx_node: str
     input: str  # our neuron's input value (current per step)
     output: str
     threshold: np.ndarray  # θ, one sample's shape
-    offset: np.ndarray  # c = v_init·θ
     leak: float
     reset: str
+    v_init: float  # ours; the NIR node starts at 0 (exact only when this is 0)
 
 
 @dataclass
@@ -111,9 +113,9 @@ def _nir_name(base: str, used: set[str]) -> str:
 
 
 class _Exporter:
-    def __init__(self, snn: SnnGraph, dt: float, lossy: bool):
+    def __init__(self, snn: SnnGraph, dt: float, lossy: bool, pooling: str):
         self.nir = import_nir()
-        self.snn, self.dt, self.allow_lossy = snn, dt, lossy
+        self.snn, self.dt, self.allow_lossy, self.pooling = snn, dt, lossy, pooling
         self.nodes: dict[str, Any] = {}
         self.edges: list[tuple[str, str]] = []
         self.terms: dict[str, list[_Term]] = {}
@@ -248,7 +250,13 @@ class _Exporter:
         if hit is not None and (ch := self.per_channel(hit[1])) is not None:
             inputs = [_Term(hit[0].src)]
             out_scale = ch  # a per-channel amplitude commutes with averaging
-        op = self.nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p))
+        if self.pooling == "sum":
+            # SumPool2d, with the 1/k² of the average carried like a spike amplitude
+            ones = np.ones(in_shape[0], F32)
+            out_scale = (ones if out_scale is None else out_scale) / F32(k[0] * k[1])
+            op = self.nir.SumPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p))
+        else:
+            op = self.nir.AvgPool2d(kernel_size=np.array(k), stride=np.array(s), padding=np.array(p))
         name = self.emit(node, op, inputs)
         if out_scale is not None:
             out_shape = self.shape(node.outputs[0])
@@ -317,26 +325,31 @@ class _Exporter:
                     "or pass --lossy to export it with NIR's reset and measure the difference")
             self.lossy.append(f"{node.name}: subtractive reset exported as NIR's reset to v_reset")
         theta = n.threshold
-        c = (F32(n.v_init) * theta).astype(F32)
-        thr = np.nextafter((theta - c).astype(F32), F32(-np.inf)).astype(F32)
-        if np.any(thr <= 0):
-            return self.refuse(node, f"v_init {n.v_init} puts the initial potential at or above the threshold")
+        if n.v_init != 0.0:
+            if not self.allow_lossy:
+                return self.refuse(
+                    node, f"v_init {n.v_init:g} (membrane starts at {n.v_init:g}·θ): NIR has no initial potential and its "
+                    "readers disagree on one (SpikingJelly starts at v_reset, snnTorch and Norse at 0); convert with "
+                    "v_init 0 for an exact export, or pass --lossy to export it starting at 0 and measure the difference")
+            self.lossy.append(f"{node.name}: v_init {n.v_init:g} exported as an initial potential of 0")
+        thr = np.nextafter(theta, F32(np.inf) * -1).astype(F32)
+        zero = np.zeros_like(theta)
         meta = {"snn_onnx.onnx_node": node.name, "snn_onnx.v_init": n.v_init, "snn_onnx.reset": n.reset,
-                "snn_onnx.threshold_rule": "fires when v > v_threshold = largest float32 below θ - v_init·θ"}
+                "snn_onnx.threshold": "v_threshold is the largest float32 below our θ: v > v_threshold is v >= θ"}
         if n.site:
             meta["snn_onnx.site"] = n.site
         shape = theta.shape
         if n.leak == 1.0:
-            op = self.nir.IF(r=np.full(shape, 1.0 / self.dt), v_threshold=thr, v_reset=(-c).astype(F32))
+            op = self.nir.IF(r=np.full(shape, 1.0 / self.dt), v_threshold=thr, v_reset=zero)
         elif 0.0 < n.leak < 1.0:
             tau = np.full(shape, self.dt / (1.0 - float(F32(n.leak))))
-            op = self.nir.LIF(tau=tau, r=tau / self.dt, v_leak=(-c).astype(F32), v_threshold=thr, v_reset=(-c).astype(F32))
+            op = self.nir.LIF(tau=tau, r=tau / self.dt, v_leak=zero, v_threshold=thr, v_reset=zero)
         else:
             return self.refuse(node, f"leak {n.leak} outside (0, 1]")
         name = self.emit(node, op, self.terms[n.input], meta)
         self.terms[n.output] = [_Term(name, theta)]
         self.neurons.append(NeuronExport(nir_node=name, onnx_node=node.name, input=n.input, output=n.output,
-                                         threshold=theta, offset=c, leak=n.leak, reset=n.reset))
+                                         threshold=theta, leak=n.leak, reset=n.reset, v_init=n.v_init))
 
     def emit(self, node: ir.Node, op: Any, inputs: list[_Term], meta: dict | None = None) -> str:
         name = self.add(node.name or node.op_type, op, inputs, {"snn_onnx.onnx_node": node.name, **(meta or {})})
@@ -398,16 +411,20 @@ class _Exporter:
                          outputs=outputs, input_coding=dict(snn.input_kinds), lossy=self.lossy)
 
 
-def to_nir(model, *, dt: float = DEFAULT_DT, lossy: bool = False) -> NirExport:
+def to_nir(model, *, dt: float = DEFAULT_DT, lossy: bool = False, pooling: str = "avg") -> NirExport:
     """Export an SNN (path, ``onnx.ModelProto`` or :class:`SnnGraph`) to a NIR graph.
 
     ``dt``: the Euler step the NIR time constants are written for (stated in the graph's
     metadata; readers must simulate with the same step). ``lossy``: export subtractive-reset
-    neurons with NIR's reset instead of refusing them (``NirExport.lossy`` lists them)."""
+    neurons with NIR's reset instead of refusing them (``NirExport.lossy`` lists them).
+    ``pooling``: average pooling as ``AvgPool2d`` ("avg") or as ``SumPool2d`` with the 1/k²
+    folded into the next layer's weights ("sum", for readers without AvgPool2d, e.g. Norse)."""
     if not dt > 0:
         raise ConversionError(f"dt must be > 0, got {dt}")
+    if pooling not in ("avg", "sum"):
+        raise ConversionError(f"pooling must be 'avg' or 'sum', got {pooling!r}")
     snn = model if isinstance(model, SnnGraph) else read_snn(model)
-    return _Exporter(snn, float(dt), lossy).run()
+    return _Exporter(snn, float(dt), lossy, pooling).run()
 
 
 __all__ = ["DEFAULT_DT", "NeuronExport", "NirExport", "to_nir", "Neuron"]
