@@ -20,8 +20,9 @@ VERSION = PREFIX + "version"
 COMPENSATED = PREFIX + "compensated"
 MODE = PREFIX + "mode"  # "cnn" | "transformer"
 BLOCKS = PREFIX + "blocks"  # compensation blocks (multi-node non-linearities) and clean-up counts
+NIR = PREFIX + "nir"  # imported from NIR: dt, NIR node -> our neuron (snn_onnx/interop/nir_import.py)
 
-_JSON_KEYS = {NEURON, CALIBRATION, PARITY, SITES, INPUTS, OUTPUTS, COMPENSATED, BLOCKS}
+_JSON_KEYS = {NEURON, CALIBRATION, PARITY, SITES, INPUTS, OUTPUTS, COMPENSATED, BLOCKS, NIR}
 
 
 def read(model: onnx.ModelProto) -> dict[str, Any]:
