@@ -123,7 +123,7 @@ class _Exporter:
         self.made_by: dict[str, str] = {}  # NIR node -> ONNX value it computes (for bias folding)
         self.neurons: list[NeuronExport] = []
         self.lossy: list[str] = []
-        self.refused: list[str] = []
+        self.refused: list[tuple[str, str]] = []
         self._scales: dict[tuple[str, bytes], str] = {}
 
     # -- helpers ------------------------------------------------------------------------
@@ -302,6 +302,23 @@ class _Exporter:
             return
         self.refuse(node, "adds a constant that is not the bias of a preceding Linear / Affine")
 
+    def scale_op(self, node: ir.Node, a: dict) -> None:
+        """Mul / Div by a constant: one more factor on the value's pending amplitude."""
+        x0, x1 = node.inputs
+        c = self.snn.const(x1)
+        if c is None and node.op_type == "Mul":
+            x0, x1, c = x1, x0, self.snn.const(x0)
+        if c is None:
+            return self.refuse(node, "multiplies two time-varying values; NIR has no product node")
+        terms, y = self.terms[x0.name], node.outputs[0]
+        if len(terms) != 1:
+            return self.refuse(node, "scales a sum of several values")
+        shape = self.shape(y)
+        c = np.broadcast_to(c.astype(F32), shape)
+        old = terms[0].scale if terms[0].scale is not None else np.ones(shape, F32)
+        new = (old * c if node.op_type == "Mul" else old / c).astype(F32)
+        self.terms[y.name] = [_Term(terms[0].src, None if np.all(new == 1) else new)]
+
     def alias(self, node: ir.Node, a: dict) -> None:
         self.terms[node.outputs[0].name] = self.terms[node.inputs[0].name]
 
@@ -358,7 +375,7 @@ class _Exporter:
         return name
 
     def refuse(self, node: ir.Node, why: str) -> None:
-        self.refused.append(f"node '{node.name}' ({node.op_type}): {why}")
+        self.refused.append((f"'{node.name}' ({node.op_type})", why))
         for out in node.outputs:
             if out is not None:
                 self.terms[out.name] = [_Term("?")]
@@ -376,7 +393,7 @@ class _Exporter:
             ("", "Conv"): _Exporter.conv, ("", "Gemm"): _Exporter.gemm, ("", "MatMul"): _Exporter.matmul,
             ("", "AveragePool"): _Exporter.avgpool, ("", "GlobalAveragePool"): _Exporter.avgpool,
             ("", "Flatten"): _Exporter.flatten, ("", "Reshape"): _Exporter.flatten, ("", "Add"): _Exporter.add_op,
-            ("", "Identity"): _Exporter.alias, ("", "Dropout"): _Exporter.alias, ("", "Tile"): _Exporter.tile,
+            ("", "Mul"): _Exporter.scale_op, ("", "Div"): _Exporter.scale_op, ("", "Identity"): _Exporter.alias, ("", "Dropout"): _Exporter.alias, ("", "Tile"): _Exporter.tile,
             (schema.DOMAIN, schema.IF_NEURON.name): _Exporter.neuron,
         }
         for node in snn.body:
@@ -394,8 +411,14 @@ class _Exporter:
                                 self.terms[steps], {"snn_onnx.onnx_output": out_name})
             outputs[nir_name] = out_name
         if self.refused:
-            more = f" (and {len(self.refused) - 3} more)" if len(self.refused) > 3 else ""
-            raise ConversionError("cannot export to NIR: " + "; ".join(self.refused[:3]) + more)
+            by_reason: dict[str, list[str]] = {}
+            for where, why in self.refused:
+                by_reason.setdefault(why, []).append(where)
+            parts = []
+            for why, nodes in list(by_reason.items())[:3]:
+                more = f" and {len(nodes) - 3} more" if len(nodes) > 3 else ""
+                parts.append(f"node{'s' if len(nodes) > 1 else ''} {', '.join(nodes[:3])}{more}: {why}")
+            raise ConversionError("cannot export to NIR: " + "; ".join(parts))
         meta = {
             "generator": f"snn-onnx {__version__}",
             "dt": self.dt,
