@@ -24,7 +24,6 @@ from .nir_sim import NirRun
 
 F32 = np.float32
 CLIENTS = ("spikingjelly", "norse", "snntorch")
-_FORCE = False  # experiments only
 
 
 def _neurons(graph) -> dict[str, Any]:
@@ -100,12 +99,13 @@ def _first_tensor(out):
     return out if isinstance(out, torch.Tensor) else None
 
 
-def run_client(client: str, graph, inputs: Mapping[str, np.ndarray], dt: float) -> NirRun:
+def run_client(client: str, graph, inputs: Mapping[str, np.ndarray], dt: float, skip_known_limits: bool = True) -> NirRun:
     """Run ``graph`` in ``client`` for T steps; ``inputs``: the NIR Input node -> [T, B, ...].
-    Raises when the reader cannot take the graph (see :func:`unsupported`)."""
+    Raises when the reader cannot take the graph (see :func:`unsupported`);
+    ``skip_known_limits=False`` runs it anyway (to show what the reader then computes)."""
     import torch
 
-    why = None if _FORCE else unsupported(client, graph, dt)
+    why = unsupported(client, graph, dt) if skip_known_limits else None
     if why:
         raise SnnOnnxError(f"{client}: {why}")
     if len(inputs) != 1:
@@ -117,7 +117,8 @@ def run_client(client: str, graph, inputs: Mapping[str, np.ndarray], dt: float) 
     if client in ("norse", "snntorch") and any(type(n).__name__ == "Flatten" for n in graph.nodes.values()) and x.shape[1] > 1:
         # their readers map NIR Flatten (dims without the batch) to torch.nn.Flatten(start_dim=0),
         # which also flattens the batch axis: run one sample at a time, the batch they support
-        runs = [run_client(client, graph, {k: v[:, b : b + 1] for k, v in inputs.items()}, dt) for b in range(x.shape[1])]
+        runs = [run_client(client, graph, {k: v[:, b : b + 1] for k, v in inputs.items()}, dt, skip_known_limits)
+                for b in range(x.shape[1])]
         T = x.shape[0]
         shapes = {k: tuple(np.asarray(n.v_threshold).shape) for k, n in _neurons(graph).items()}
         shapes.update({k: tuple(int(d) for d in graph.nodes[k].output_type["output"]) for k in outs})
