@@ -240,10 +240,6 @@ def test_v_init_is_refused_unless_lossy(snns):
 
 
 def test_paraif_and_compensated_blocks_are_refused_by_name(tmp_path, digits):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
     from onnx_builders import inputs, small_cnn
 
     para = tmp_path / "para.snn.onnx"
