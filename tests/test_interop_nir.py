@@ -122,6 +122,26 @@ def test_reader_limits_stated_in_docs_are_real(snns, digits, tmp_path):
     first = exp.neurons[0]
     assert not np.array_equal(norse.spikes[first.nir_node].reshape(ours.spikes[first.onnx_node].shape),
                               ours.spikes[first.onnx_node])
+    # a Scale node: SpikingJelly and snnTorch refuse to load it, Norse drops it silently
+    import nir
+
+    n = 4
+    lif_scaled = nir.NIRGraph.from_list(
+        nir.Affine(weight=np.eye(n, dtype=np.float32) * 2, bias=np.zeros(n, np.float32)),
+        nir.LIF(tau=np.full(n, 1e-3), r=np.full(n, 10.0), v_leak=np.zeros(n), v_threshold=np.ones(n, np.float32),
+                v_reset=np.zeros(n, np.float32)),
+        nir.Scale(scale=np.full(n, 3.0, np.float32)))
+    feed = {"input": np.ones((5, 2, n), np.float32)}
+    for reader in ("spikingjelly", "snntorch"):
+        assert "Scale" in clients.unsupported(reader, lif_scaled, 1e-4)
+        with pytest.raises(ValueError, match="Scale"):
+            clients.run_client(reader, lif_scaled, feed, 1e-4, skip_known_limits=False)
+    if_scaled = nir.NIRGraph.from_list(
+        nir.Affine(weight=np.eye(n, dtype=np.float32) * 2, bias=np.zeros(n, np.float32)),
+        nir.IF(r=np.full(n, 1e4), v_threshold=np.ones(n, np.float32), v_reset=np.zeros(n, np.float32)),
+        nir.Scale(scale=np.full(n, 3.0, np.float32)))
+    dropped = clients.run_client("norse", if_scaled, feed, 1e-4, skip_known_limits=False)
+    assert dropped.outputs["output"].max() == 1.0  # spikes, not 3 x spikes
     graph_if = to_nir(read_snn(snns["if"])).graph
     assert "beta 0.9" in clients.unsupported("snntorch", graph_if, 1e-4)
     with pytest.raises(Exception, match="r != 1"):

@@ -57,8 +57,7 @@ def unsupported(client: str, graph, dt: float) -> str | None:
             return f"snnTorch 1.0 reads NIR with dt = 1e-4, the file is written for dt = {dt}"
         if "Scale" in kinds:
             return "snnTorch 1.0 has no Scale node"
-        if len({float(np.unique(n.v_threshold)[0]) for n in neurons.values()}) and any(
-                np.unique(n.v_threshold).size > 1 for n in neurons.values()):
+        if any(np.unique(n.v_threshold).size > 1 for n in neurons.values()):
             return "snnTorch 1.0 needs one threshold per layer"
         return None
     if client == "spikingjelly":
