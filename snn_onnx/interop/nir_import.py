@@ -211,6 +211,8 @@ def from_nir(source: Any, *, time_steps: int, dt: float | None = None, static_in
         md.VERSION: __version__,
         md.SOURCE: where,
         md.NEURON: {"kind": "nir", "reset": "zero", "v_init": 0.0},
+        md.CALIBRATION: {"method": "none (thresholds from the NIR file)", "num_samples": 0, "data": "-",
+                         "per_channel": any(s["channel_axis"] is not None for s in b.sites)},
         md.INPUTS: inputs_meta,
         md.OUTPUTS: per_step,
         md.SITES: b.sites,
