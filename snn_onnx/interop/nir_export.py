@@ -349,7 +349,7 @@ class _Exporter:
                     "readers disagree on one (SpikingJelly starts at v_reset, snnTorch and Norse at 0); convert with "
                     "v_init 0 for an exact export, or pass --lossy to export it starting at 0 and measure the difference")
             self.lossy.append(f"{node.name}: v_init {n.v_init:g} exported as an initial potential of 0")
-        thr = np.nextafter(theta, F32(np.inf) * -1).astype(F32)
+        thr = np.nextafter(theta, F32(-np.inf)).astype(F32)
         zero = np.zeros_like(theta)
         meta = {"snn_onnx.onnx_node": node.name, "snn_onnx.v_init": n.v_init, "snn_onnx.reset": n.reset,
                 "snn_onnx.threshold": "v_threshold is the largest float32 below our θ: v > v_threshold is v >= θ"}
