@@ -23,8 +23,9 @@ BLOCKS = PREFIX + "blocks"  # compensation blocks (multi-node non-linearities) a
 CLEANUP = PREFIX + "cleanup"  # what the clean-up changed (opset upgrade, folded shapes, quantized weights)
 PROVENANCE = PREFIX + "provenance"  # where weights and calibration data came from
 EXACT_TIME_STEPS = PREFIX + "exact_time_steps"  # the T at which ParaIF reproduces the ANN (-1: none)
+NIR = PREFIX + "nir"  # imported from NIR: dt, NIR node -> our neuron (snn_onnx/interop/nir_import.py)
 
-_JSON_KEYS = {NEURON, CALIBRATION, PARITY, SITES, INPUTS, OUTPUTS, COMPENSATED, BLOCKS, CLEANUP, PROVENANCE}
+_JSON_KEYS = {NEURON, CALIBRATION, PARITY, SITES, INPUTS, OUTPUTS, COMPENSATED, BLOCKS, CLEANUP, PROVENANCE, NIR}
 
 
 def read(model: onnx.ModelProto) -> dict[str, Any]:

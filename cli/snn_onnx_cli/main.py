@@ -18,6 +18,7 @@ import numpy as np
 import snn_onnx
 from snn_onnx.errors import DataError, SnnOnnxError
 
+from .interop_cmds import register as register_interop_commands
 from .report_cmds import energy_options, eval_run_writer, register as register_report_commands
 
 EXAMPLE = "example"
@@ -452,6 +453,8 @@ register_report_commands(cli, handle_errors, {
     "resolve_model_arg": _resolve_model_arg, "get_ann": _get_ann, "load_data": _load_data, "parse_ints": _parse_ints,
     "calib_options": _calib_options, "model_options": _model_options,
 })
+
+register_interop_commands(cli, handle_errors)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
