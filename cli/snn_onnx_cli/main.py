@@ -149,6 +149,8 @@ class Progress:
 def cli(ctx: click.Context, debug: bool) -> None:
     """Convert ANNs to spiking neural networks and run them in ONNX Runtime."""
     ctx.ensure_object(dict)["debug"] = debug
+    if not debug:  # library warnings as one line each, like errors
+        warnings.showwarning = lambda message, category, *a, **k: click.echo(f"warning: {message}", err=True)
 
 
 def _model_options(fn):

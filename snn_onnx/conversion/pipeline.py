@@ -465,7 +465,17 @@ def _place_cnn_neuron(builder: SnnBuilder, site: Site, stats, cfg: NeuronConfig,
     if not np.all(np.isfinite(th)) or np.any(th <= 0):
         raise CalibrationError(f"site '{site.name}': threshold must be finite and > 0, got {th.ravel()[:4]}")
     fn = site.function
-    v_init = fn.v_init if fn is not None and fn.v_init is not None else cfg.v_init
+    if fn is not None and fn.v_init is not None:
+        v_init = fn.v_init
+        if cfg.v_init is not None and not np.allclose(fn.v_init, cfg.v_init, atol=1e-6):
+            node = site.nodes[-1]
+            raise ConversionError(
+                f"v_init={cfg.v_init} does not apply to the staircase activation '{site.name}': its own offset "
+                f"fixes the neuron's initial membrane at v_init={_floats(fn.v_init)[0]:g} (leave v_init unset)",
+                node.name, node.op_type,
+            )
+    else:
+        v_init = 0.5 if cfg.v_init is None else cfg.v_init
     node, counts = builder.add_neuron(site, th, axis, cfg, spike_counts, v_init)
     extra: dict[str, Any] = {"recognised_as": site.recognised(), "nodes": [n.name for n in site.nodes]}
     if fn is not None and fn.family == "staircase":

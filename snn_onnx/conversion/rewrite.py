@@ -19,7 +19,9 @@ INT64_MAX = np.iinfo(np.int64).max
 @dataclass(frozen=True)
 class NeuronConfig:
     kind: str = "paraif"  # "if" | "paraif"
-    v_init: float = 0.5
+    # initial membrane in units of θ; None: 0.5 at ReLU / clip sites, and at a staircase the
+    # offset the staircase itself has (an explicit value that contradicts it is refused)
+    v_init: float | None = None
     leak: float = 1.0
     reset: str = "subtract"
     signed: bool = False
@@ -32,6 +34,8 @@ class NeuronConfig:
             raise ConversionError(f"reset must be one of {schema.RESET_MODES}, got {self.reset!r}")
         if not 0 < self.leak <= 1:
             raise ConversionError(f"leak must be in (0, 1], got {self.leak}")
+        if self.v_init is not None and not (np.isfinite(self.v_init) and 0 <= self.v_init <= 1):
+            raise ConversionError(f"v_init must be in [0, 1], got {self.v_init}")
 
     def describe(self) -> dict:
         return asdict(self)
