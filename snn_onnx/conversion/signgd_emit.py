@@ -11,6 +11,7 @@ graph. Every neuron output and encoder output is a *code source* with its excite
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import onnx_ir as ir
@@ -55,7 +56,7 @@ def time_varying(graph: ir.Graph) -> set[ir.Value]:
     for node in graph:
         if node.domain == schema.DOMAIN:
             if node.op_type in SOURCE_OPS or any(v is not None and v in tv for v in node.inputs):
-                tv.update(node.outputs[:1])
+                tv.update(node.outputs)  # codes, spike counts, estimates: one row per step
             continue
         if node.op_type in ("Shape", "Size"):
             continue
@@ -77,6 +78,8 @@ class Emitter:
         self._labels: set[str] = set()
         self._encoded: dict[ir.Value, ir.Value] = {}
         self._tiled: dict[ir.Value, ir.Value] = {}
+        # names -> one sample's shapes, from a run of the ANN (values the calibration did not fetch)
+        self.fetch_shapes: Callable[[list[str]], dict[str, tuple[int, ...]]] | None = None
 
     # -- helpers ---------------------------------------------------------------------------
     def _step_attrs(self) -> dict:
@@ -403,6 +406,13 @@ class Emitter:
         on codes, the value repeated T times for a compensated op (it reads analog values)."""
         tv = time_varying(self.graph)
         static = {v for v in data if v not in tv}
+        meeting = [v for node in self.graph for v in node.inputs
+                   if v is not None and v in static and (any(u is not None and u in tv for u in node.inputs)
+                                                          or node.domain == schema.DOMAIN)]
+        meeting += [v for v in self.graph.outputs if v in static]
+        missing = [v.name for v in dict.fromkeys(meeting) if v.name not in self.cal.shapes]
+        if missing and self.fetch_shapes is not None:
+            self.cal.shapes.update(self.fetch_shapes(missing))
         for node in list(self.graph):
             spiking = node.domain == schema.DOMAIN and node.op_type in NEURON_OPS
             if not spiking and not any(v is not None and v in tv for v in node.inputs):

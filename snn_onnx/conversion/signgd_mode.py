@@ -147,6 +147,7 @@ def convert_signgd(
     progress("rewrite", 0, 3)
     builder = SnnBuilder(ir_model, time_steps)
     emit = Emitter(builder, config, cal, spike_counts)
+    emit.fetch_shapes = lambda names: _shapes(lowered_proto, names, {k: v[:1] for k, v in cal_inputs.items()})
     for site in sites:
         emit.site(site)
     tv = time_varying(graph)
@@ -238,6 +239,13 @@ def convert_signgd(
         parity=parity, calibration=cal_meta, seconds=timings, mode="signgd", blocks=[], warnings=warn,
         explain=trace.lines(), cleanup=clean.describe(),
     )
+
+
+def _shapes(proto: onnx.ModelProto, names: list[str], feed: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
+    from .ann_runner import ann_session
+
+    outs = ann_session(proto, names).run(names, feed)
+    return {n: tuple(int(d) for d in a.shape[1:]) for n, a in zip(names, outs)}
 
 
 def _value_names(proto: onnx.ModelProto, names: list[str]) -> list[str]:
