@@ -339,7 +339,7 @@ def info(model, as_json):
     from collections import Counter
 
     from snn_onnx import metadata as md
-    from snn_onnx.conversion.load import load_onnx
+    from snn_onnx.load import load_onnx
     from snn_onnx.conversion.validate import format_parity
 
     proto = load_onnx(model)

@@ -92,7 +92,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
         TensorBoard events; print the headline numbers."""
         from snn_onnx import metadata as md
         from snn_onnx.conversion.calibrate import CalibrationConfig
-        from snn_onnx.conversion.load import load_onnx
+        from snn_onnx.load import load_onnx
         from snn_onnx.errors import DataError
         from snn_onnx.report import full_report, run_report
 

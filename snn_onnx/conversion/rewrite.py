@@ -9,7 +9,7 @@ import onnx_ir as ir
 
 from ..errors import ConversionError
 from ..ops import schema
-from .graph_utils import Namer, add_initializer, const_array, insert_after_producer, is_float, make_node
+from .graph_utils import Namer, add_initializer, const_array, insert_after_producer, is_float, make_node, reachable
 from .rules import Site, tag
 
 NEURONS = {"if": schema.IF_NEURON.name, "paraif": schema.PARA_IF_NEURON.name}
@@ -228,17 +228,6 @@ class SnnBuilder:
             time_varying.add(td.outputs[0])
 
     # -- entry and exit of time -----------------------------------------------------------
-    def time_entry(self, static_inputs: list[ir.Value]) -> None:
-        """Repeat each static input T times along axis 0 (direct coding)."""
-        for x in static_inputs:
-            if x.shape is None:
-                raise ConversionError(f"graph input '{x.name}' has no known rank; cannot repeat it over time")
-            reps = self.const("time_repeats", np.array([self.T] + [1] * (len(x.shape) - 1), np.int64))
-            tile = make_node(self.namer, "Tile", [x, reps], name=f"{x.name}/repeat_T", output_names=[f"{x.name}/repeated"])
-            tile.outputs[0].dtype = x.dtype
-            insert_after_producer(self.graph, x, [tile])
-            self._redirect(x, tile.outputs[0], keep={tile})
-
     def time_exit(self, per_step: bool) -> dict[str, str]:
         """Each output y [T*B, ...] becomes mean_t(y) [B, ...] under its ANN name, plus the
         running mean after every step [T, B, ...] as '<name>_per_step'."""
@@ -334,10 +323,4 @@ class SnnBuilder:
 def batch_carrying(graph: ir.Graph, inputs: list[ir.Value]) -> set[ir.Value]:
     """Values whose leading axis is the (folded) batch: computed from the graph inputs through
     data paths (a Shape op ends such a path)."""
-    carrying = set(inputs)
-    for node in graph:
-        if node.op_type in ("Shape", "Size"):
-            continue
-        if any(v is not None and v in carrying for v in node.inputs):
-            carrying.update(node.outputs)
-    return carrying
+    return reachable(graph, inputs)

@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 
 from .. import metadata as md
-from ..conversion.load import load_onnx
+from ..load import load_onnx
 from ..errors import DataError, ModelLoadError, SnnOnnxError
 
 
