@@ -16,6 +16,7 @@ import onnxruntime as ort
 
 from .conversion.calibrate import CalibrationConfig
 from .conversion.pipeline import as_inputs, convert
+from .conversion.rewrite import NeuronConfig
 from .conversion.validate import run_batched
 from .errors import DataError
 from .runtime.session import Session
@@ -40,12 +41,12 @@ class EvalResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     def table(self) -> str:
-        head = f"{'neuron':<8}{'T':>4}  {'ANN acc':>8}  {'SNN acc':>8}  {'Δ acc':>7}  {'agree':>7}  {'rate':>6}"
+        head = f"{'neuron':<10}{'T':>4}  {'ANN acc':>8}  {'SNN acc':>8}  {'Δ acc':>7}  {'agree':>7}  {'rate':>6}"
         lines = [head, "-" * len(head)]
         for r in self.rows:
             rate = "" if r.firing_rate is None else f"{r.firing_rate:.3f}"
             lines.append(
-                f"{r.neuron:<8}{r.time_steps:>4}  {100 * r.ann_accuracy:>7.2f}%  {100 * r.snn_accuracy:>7.2f}%  "
+                f"{r.neuron:<10}{r.time_steps:>4}  {100 * r.ann_accuracy:>7.2f}%  {100 * r.snn_accuracy:>7.2f}%  "
                 f"{100 * (r.snn_accuracy - r.ann_accuracy):>+6.2f}  {100 * r.agreement:>6.2f}%  {rate:>6}"
             )
         return "\n".join(lines)
@@ -70,13 +71,16 @@ def evaluate(
     calib_x: np.ndarray,
     *,
     time_steps: Sequence[int] = (1, 2, 4, 8, 16, 32),
-    neurons: Sequence[str] = ("if", "paraif"),
+    neurons: Sequence[str | NeuronConfig] = ("if", "paraif"),
     calibration: CalibrationConfig | None = None,
     batch_size: int = 64,
     on_step: Callable[[str], None] | None = None,
     on_run: Callable[[str, int, Any, np.ndarray, dict[str, np.ndarray]], None] | None = None,
 ) -> EvalResult:
     """ANN vs SNN accuracy on ``(test_x, test_y)``; thresholds calibrated on ``calib_x``.
+    ``neurons``: names (``"if"``, ``"paraif"``, ``"signed-if"``) or :class:`NeuronConfig`
+    (``NeuronConfig(kind="lif", leak=0.9)``); sequential neurons (all but ParaIF) are run once
+    at the largest T and read at every t (anytime accuracy).
 
     ``on_run(neuron, T, conversion_result, per_step_outputs, spike_counts)`` is called after
     each SNN run (IF: once, at T_max; others: once per T), e.g. to write a report."""
@@ -99,29 +103,31 @@ def evaluate(
             on_step(msg)
 
     for neuron in neurons:
-        if neuron == "if":
+        cfg = NeuronConfig(kind=neuron) if isinstance(neuron, str) else neuron
+        label = cfg.kind
+        if cfg.kind != "paraif":  # causal: step t of a T_max run is the T = t SNN
             t_max = max(time_steps)
-            res = convert(ann, time_steps=t_max, neuron="if", data=calib_x, calibration=calibration, parity_samples=16)
+            res = convert(ann, time_steps=t_max, neuron=cfg, data=calib_x, calibration=calibration, parity_samples=16)
             sess = Session(res.model)
             per_step, counts = _run(sess, test_x, batch_size, name)
             if on_run:
-                on_run("if", t_max, res, per_step, counts)
+                on_run(label, t_max, res, per_step, counts)
             for t in time_steps:
                 pred = per_step[t - 1].argmax(-1)
-                rows.append(EvalRow("if", t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
+                rows.append(EvalRow(label, t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
                                     _rate(counts, t, len(test_x))))
-                tick(f"if T={t}")
+                tick(f"{label} T={t}")
         else:
             for t in time_steps:
-                res = convert(ann, time_steps=t, neuron=neuron, data=calib_x, calibration=calibration, parity_samples=16)
+                res = convert(ann, time_steps=t, neuron=cfg, data=calib_x, calibration=calibration, parity_samples=16)
                 sess = Session(res.model)
                 per_step, counts = _run(sess, test_x, batch_size, name)
                 if on_run:
-                    on_run(neuron, t, res, per_step, counts)
+                    on_run(label, t, res, per_step, counts)
                 pred = per_step[-1].argmax(-1)
-                rows.append(EvalRow(neuron, t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
+                rows.append(EvalRow(label, t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
                                     _rate(counts, t, len(test_x)), res.parity[name]["rel_max_diff"]))
-                tick(f"{neuron} T={t}")
+                tick(f"{label} T={t}")
     return EvalResult(rows, len(test_x), ann_acc)
 
 
