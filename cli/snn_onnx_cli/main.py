@@ -579,7 +579,7 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
 register_report_commands(cli, handle_errors, {
     "resolve_model_arg": _resolve_model_arg, "get_ann": _get_ann, "load_data": _load_data, "parse_ints": _parse_ints,
     "calib_options": _calib_options, "model_options": _model_options, "provenance": _provenance,
-    "check_calibration_options": _check_calibration_options,
+    "check_calibration_options": _check_calibration_options, "check_applied": _check_applied,
 })
 
 

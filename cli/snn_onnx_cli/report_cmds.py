@@ -84,6 +84,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
     model_options = helpers["model_options"]
     provenance_of = helpers["provenance"]
     check_calibration_options = helpers["check_calibration_options"]
+    check_applied = helpers["check_applied"]
 
     @cli.command("report")
     @click.argument("model", required=False)
@@ -170,24 +171,34 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
             calib_name = getattr(calib, "name", source)
             prov = provenance_of(model, kind, is_example, checkpoint, qcfs_levels,
                                  "random" if source == "random" else calib_name)
+        report_prov = dict(prov)
         if source == "random":
-            prov = {**prov, "test_data": "random inputs (seed 0), no labels: agreement with the ANN only"}
+            report_prov["test_data"] = "random inputs (seed 0), no labels: agreement with the ANN only"
         label = _model_label(model, is_example)
-        run_name = name or f"{label}-{neuron_kind}-T{time_steps}"
         if not quiet:
             click.echo(f"model: {model}\ndata: {test.name}, {len(test)} samples", err=True)
-        cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel, num_samples=num_calib)
         progress = Progress(not quiet)
         try:
-            with progress.step("convert and measure"):
+            if snn is None:  # convert here, so that options the chosen mode ignores are refused first
+                from snn_onnx.conversion.pipeline import convert
+
+                cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel,
+                                        num_samples=num_calib)
+                res = convert(ann, time_steps=time_steps, neuron=neuron_cfg, data=calib_x, calibration=cal,
+                              parity_samples=16, event_inputs=(event_name,) if event_name else (), on_progress=progress,
+                              source_name=model)
+                check_applied(res)
+                provenance.write(res.model, prov)
+                snn = res.model
+                neuron_kind = "mt" if res.mode == "transformer" else neuron_cfg.kind
+            run_name = name or f"{label}-{neuron_kind}-T{time_steps}"
+            with progress.step("run and measure"):
                 run, folder = run_report(
-                    ann, test_x, test.y, calib_x, time_steps=time_steps, neuron=neuron_cfg if snn is None else neuron_kind,
-                    calibration=cal, energy=cfg, runs_dir=runs_dir, name=run_name, batch_size=batch_size,
-                    tensorboard=not no_tensorboard, snn=snn, event_inputs=(event_name,) if event_name and snn is None else (),
-                    on_progress=progress,
+                    ann, test_x, test.y, None, time_steps=time_steps, calibration=None, energy=cfg, runs_dir=runs_dir,
+                    name=run_name, batch_size=batch_size, tensorboard=not no_tensorboard, snn=snn,
                     config={"model": "bundled example digits_qcfs_cnn.onnx" if is_example else model,
                             "data": {"source": source, "name": test.name, "split": "test", "limit": limit},
-                            "provenance": prov, "command": " ".join(["snn-onnx", *sys.argv[1:]])},
+                            "provenance": report_prov, "command": " ".join(["snn-onnx", *sys.argv[1:]])},
                 )
         finally:
             progress.close()

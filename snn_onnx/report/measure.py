@@ -31,6 +31,7 @@ class StepPoint:
     agreement: float | None
     firing_rate: float
     energy_pj: float  # spent up to and including step t, per sample
+    spikes: float = 0.0  # emitted up to and including step t, per sample (all spiking layers)
 
 
 @dataclass
@@ -63,6 +64,7 @@ class RunResult:
             "accuracy": self.accuracy, "ann_accuracy": self.ann_accuracy, "agreement": self.agreement,
             "firing_rate": e.firing_rate, "sops": e.sops, "macs": e.macs, "energy_uj": e.energy_pj * 1e-6,
             "ann_macs": e.ann_macs, "ann_energy_uj": e.ann_energy_pj * 1e-6, "energy_ratio": e.energy_ratio,
+            "spikes": self.anytime[-1].spikes if self.anytime else 0.0,
             "time_steps": e.time_steps, "samples": self.samples,
         }
 
@@ -146,6 +148,7 @@ def summarize(
     ann_pred = ann_logits.argmax(-1) if ann_logits is not None else None
     cum = res.cumulative_energy_pj()
     rate_t = res.firing_rate_per_step
+    spikes_t = np.cumsum(sum((n.rate_per_step * n.neurons for n in res.neurons), np.zeros(T)))
     anytime = []
     for t in range(1, T + 1):
         pred = per_step[t - 1].argmax(-1)
@@ -153,7 +156,7 @@ def summarize(
         agr = float(np.mean(pred == ann_pred)) if ann_pred is not None else None
         # the firing rate over the first t steps
         rate = float(np.mean(rate_t[:t]))
-        anytime.append(StepPoint(t, acc, agr, rate, float(cum[t - 1])))
+        anytime.append(StepPoint(t, acc, agr, rate, float(cum[t - 1]), float(spikes_t[t - 1])))
     last = anytime[-1]
     cfg = {
         "time_steps": T, "neuron": meta.get("neuron", {}), "source": meta.get("source"),
