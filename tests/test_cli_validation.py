@@ -166,20 +166,30 @@ class FakeTTY(io.StringIO):
 def test_progress_handles_any_phase():
     out = FakeTTY()
     p = Progress(stream=out, interval=0.01)
-    for phase, n, total in [("analyse", 1, 1), ("calibrate", 8, 32), ("calibrate", 24, 32), ("rewrite", 0, 0),
-                            ("a phase nobody planned", 3, 2)]:
-        p(phase, n, total)
+    with p.step("convert"):
+        for phase, n, total in [("analyse", 1, 1), ("calibrate", 8, 32), ("calibrate", 24, 32), ("rewrite", 0, 0),
+                                ("a phase nobody planned", 1, 3)]:
+            p(phase, n, total)
+        assert p.line().startswith("a phase nobody planned")
+        p("validate", 0, 0)
+        assert p.line().startswith("validate")
     with p.step("run"):
-        pass
+        assert p.line().startswith("run ")  # a step without phases still shows its name and time
     p.close()
     text = out.getvalue()
     for line in ("analyse: done in", "calibrate: done in", "(32/32)", "rewrite: done in", "a phase nobody planned: done in",
-                 "run: done in"):
+                 "validate: done in", "convert: done in", "run: done in"):
         assert line in text, (line, text)
-    quiet = io.StringIO()  # not a terminal: nothing at all
-    q = Progress(stream=quiet)
-    q("calibrate", 1, 2)
-    with q.step("export"):
-        pass
+    # a counted phase that completes hands the line back to its step until the next phase
+    q = Progress(stream=FakeTTY(), interval=0.01)
+    with q.step("convert"):
+        q("calibrate", 4, 4)
+        assert q.line().startswith("convert ")
     q.close()
+    quiet = io.StringIO()  # not a terminal: nothing at all
+    r = Progress(stream=quiet)
+    r("calibrate", 1, 2)
+    with r.step("export"):
+        pass
+    r.close()
     assert quiet.getvalue() == ""

@@ -327,9 +327,10 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
                 source = ds.name if source != "random" else "random"
         cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel, num_samples=num_calib)
         mt = _mt_config(levels, mt_percentile, mt_lower_percentile, anchor_level, mt_sites, per_channel)
-        res = do_convert(ann, time_steps=time_steps, neuron=cfg, data=ds, calibration=cal, output=None,
-                         spike_counts=not no_spike_counts, per_step=not no_per_step, on_progress=progress,
-                         source_name=model, mode=mode, multi_threshold=mt, fused=fused, event_inputs=event_inputs)
+        with progress.step("convert"):
+            res = do_convert(ann, time_steps=time_steps, neuron=cfg, data=ds, calibration=cal, output=None,
+                             spike_counts=not no_spike_counts, per_step=not no_per_step, on_progress=progress,
+                             source_name=model, mode=mode, multi_threshold=mt, fused=fused, event_inputs=event_inputs)
     finally:
         progress.close()
     _check_applied(res)
@@ -558,8 +559,9 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
     where = "the train split" if named else "the test samples themselves (the source has no train split)"
     click.echo(f"model: {model}\ndata: {test.name}, {len(test)} test samples; calibration on {min(len(calib), num_calib)} "
                f"samples of {where}", err=True)
-    on_run, written = (eval_run_writer(report_dir, model, is_example, ann, test, e_ac, e_mac, event_input=name)
-                       if report_dir else (None, []))
+    prov = _provenance(model, kind, is_example, checkpoint, qcfs_levels, getattr(calib, "name", None))
+    on_run, written = (eval_run_writer(report_dir, model, is_example, ann, test, e_ac, e_mac, event_input=name,
+                                       provenance=prov) if report_dir else (None, []))
     n_rows = len(ts) * len(cfgs)
     with click.progressbar(length=n_rows, label="evaluating", file=sys.stderr, hidden=quiet) as bar:
         result = evaluate(ann, test if event_input else test.x, test.y, calib if event_input else calib.x,

@@ -1,10 +1,12 @@
 """Progress on stderr for long steps.
 
-The converter reports ``on_progress(phase, n, total)`` (``n``: items done since its last call,
-any phase names); the CLI wraps its own steps (export, loading data, runs) in
-``with progress.step(name):``. On a terminal one status line is redrawn a few times a second,
-so a step that reports nothing for minutes still shows its name and the time spent; it ends
-with ``name: done in 12.3 s``. Off a terminal (pipes, CI logs, tests) nothing is printed.
+The CLI wraps each of its steps (export, loading data, conversion, runs) in
+``with progress.step(name):``; inside a step the converter reports
+``on_progress(phase, n, total)`` (``n``: items done since its last call, any phase names).
+On a terminal one status line is redrawn a few times a second: the phase with a bar while
+one reports counts, else the step with its elapsed time, so a step that reports nothing for
+minutes still shows that it runs. Each phase and step ends with ``name: done in 12.3 s``.
+Off a terminal (pipes, CI logs, tests) nothing is printed.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class Progress:
         self.stream = stream or sys.stderr
         self.enabled = enabled and _isatty(self.stream)
         self.interval = interval
+        self.step_name: str | None = None
+        self.step_started = 0.0
         self.phase: str | None = None
         self.done = self.total = 0
         self.started = 0.0
@@ -38,29 +42,34 @@ class Progress:
             return
         with self._lock:
             if phase != self.phase:
-                self._finish_locked()
-                self._start_locked(phase, total)
+                self._finish_phase()
+                self.phase, self.done, self.started = phase, 0, time.monotonic()
             self.done += max(int(n), 0)
             self.total = max(int(total), 0)
+            if self.total and self.done >= self.total:
+                self._finish_phase()  # back to the enclosing step's line until the next phase
         self._ensure_thread()
 
     # -- the CLI's own steps --------------------------------------------------------------
     @contextlib.contextmanager
     def step(self, name: str) -> Iterator[None]:
-        """A step with no item counts: its name and elapsed time while it runs."""
+        """A step of the CLI: its name and elapsed time while it runs (and the converter's
+        phases inside it)."""
         if not self.enabled:
             yield
             return
         with self._lock:
-            self._finish_locked()
-            self._start_locked(name, 0)
+            self._finish_phase()
+            self._finish_step()
+            self.step_name, self.step_started = name, time.monotonic()
         self._ensure_thread()
         try:
             yield
         finally:
             with self._lock:
-                if self.phase == name:
-                    self._finish_locked()
+                self._finish_phase()
+                if self.step_name == name:
+                    self._finish_step()
 
     def close(self) -> None:
         if self._thread is not None:
@@ -68,7 +77,8 @@ class Progress:
             self._thread.join()
             self._thread = None
         with self._lock:
-            self._finish_locked()
+            self._finish_phase()
+            self._finish_step()
 
     def __enter__(self) -> "Progress":
         return self
@@ -77,25 +87,32 @@ class Progress:
         self.close()
 
     # -- drawing --------------------------------------------------------------------------
-    def _start_locked(self, phase: str, total: int) -> None:
-        self.phase, self.done, self.total, self.started = phase, 0, max(int(total), 0), time.monotonic()
-
-    def _finish_locked(self) -> None:
+    def _finish_phase(self) -> None:
         if self.phase is None:
             return
-        elapsed = time.monotonic() - self.started
         count = f" ({self.done}/{self.total})" if self.total else ""
-        self._write(f"{self.phase}: done in {elapsed:.1f} s{count}", end="\n")
+        self._write(f"{self.phase}: done in {time.monotonic() - self.started:.1f} s{count}", end="\n")
         self.phase = None
 
-    def line(self) -> str:
-        """The status line for the current phase."""
-        elapsed = time.monotonic() - self.started
-        if self.total > 0:
-            frac = min(self.done / self.total, 1.0)
-            fill = int(round(frac * BAR))
-            return f"{self.phase} [{'#' * fill}{'-' * (BAR - fill)}] {self.done}/{self.total}  {elapsed:.0f} s"
-        return f"{self.phase} {SPIN[int(elapsed / self.interval) % len(SPIN)]} {elapsed:.0f} s"
+    def _finish_step(self) -> None:
+        if self.step_name is None:
+            return
+        self._write(f"{self.step_name}: done in {time.monotonic() - self.step_started:.1f} s", end="\n")
+        self.step_name = None
+
+    def line(self) -> str | None:
+        """The status line now: the converter's phase, else the CLI's step."""
+        now = time.monotonic()
+        if self.phase is not None:
+            elapsed = now - self.started
+            if self.total > 0:
+                fill = int(round(min(self.done / self.total, 1.0) * BAR))
+                return f"{self.phase} [{'#' * fill}{'-' * (BAR - fill)}] {self.done}/{self.total}  {elapsed:.0f} s"
+            return f"{self.phase} {SPIN[int(elapsed / self.interval) % len(SPIN)]} {elapsed:.0f} s"
+        if self.step_name is not None:
+            elapsed = now - self.step_started
+            return f"{self.step_name} {SPIN[int(elapsed / self.interval) % len(SPIN)]} {elapsed:.0f} s"
+        return None
 
     def _write(self, text: str, end: str = "") -> None:
         pad = " " * max(self._width - len(text), 0)
@@ -112,8 +129,9 @@ class Progress:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             with self._lock:
-                if self.phase is not None:
-                    self._write(self.line())
+                text = self.line()
+                if text is not None:
+                    self._write(text)
 
 
 def _isatty(stream) -> bool:

@@ -36,7 +36,7 @@ def _model_label(model: str, is_example: bool) -> str:
 
 
 def eval_run_writer(runs_dir: str, model: str, is_example: bool, ann, test, e_ac: float, e_mac: float,
-                    event_input: str | None = None) -> tuple[Callable, list[Path]]:
+                    event_input: str | None = None, provenance: dict | None = None) -> tuple[Callable, list[Path]]:
     """A callback for ``snn_onnx.evaluate.evaluate(on_run=...)`` that writes one run folder per
     converted SNN it runs (sequential neurons: one at T_max, with its anytime curve; ParaIF and
     event data: one per T). ``test``: a dataset, or event data with ``event_input``."""
@@ -61,7 +61,8 @@ def eval_run_writer(runs_dir: str, model: str, is_example: bool, ann, test, e_ac
             ann_logits, sample = static_logits, as_inputs(test.x[:1], conv.model)
         run = summarize(conv.model, per_step, counts, len(test), sample, labels=test.y,
                         ann_logits=ann_logits, energy=cfg,
-                        config={"name": f"{label}-{neuron}-T{t}", "model": model, "data": {"name": test.name}})
+                        config={"name": f"{label}-{neuron}-T{t}", "model": model, "data": {"name": test.name},
+                                **({"provenance": provenance} if provenance else {})})
         written.append(write_run(run, runs_dir))
 
     return on_run, written
@@ -184,9 +185,10 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
 
                 cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel,
                                         num_samples=num_calib)
-                res = convert(ann, time_steps=time_steps, neuron=neuron_cfg, data=calib_x, calibration=cal,
-                              parity_samples=16, event_inputs=(event_name,) if event_name else (), on_progress=progress,
-                              source_name=model)
+                with progress.step("convert"):
+                    res = convert(ann, time_steps=time_steps, neuron=neuron_cfg, data=calib_x, calibration=cal,
+                                  parity_samples=16, event_inputs=(event_name,) if event_name else (),
+                                  on_progress=progress, source_name=model)
                 check_applied(res)
                 provenance.write(res.model, prov)
                 snn = res.model

@@ -79,7 +79,7 @@ def _ranked_barh(ax, names: Sequence[str], values: Sequence[float], *, xlabel: s
     y = np.arange(len(labels))[::-1]
     colors = [color if i >= 0 else "tab:gray" for i in idx]
     ax.barh(y, np.where(vals > 0, vals, np.nan) if log else vals, color=colors)
-    ax.set_yticks(y, _short(labels, width), fontsize=8)
+    ax.set_yticks(y, [lab if i < 0 else _short([lab], width)[0] for lab, i in zip(labels, idx)], fontsize=8)
     if log and np.any(vals > 0):
         ax.set_xscale("log")
     ax.set_xlabel(xlabel)
@@ -255,7 +255,7 @@ def _energy_layers_ranked(e, names, sops, macs, snn_e, ann_e) -> bytes:
     rest = [i for i in range(len(names)) if i not in idx]
     total = snn_e.sum() or 1.0
     if rest:
-        labels[-1] = f"other {len(rest)} layers ({100 * snn_e[rest].sum() / total:.0f} % of the SNN's energy)"
+        labels[-1] = f"other {len(rest)} layers ({100 * snn_e[rest].sum() / total:.0f} % of SNN energy)"
 
     def pick(v):
         return np.array([v[i] for i in idx if i >= 0] + ([v[rest].sum()] if rest else []))
@@ -276,10 +276,14 @@ def _energy_layers_ranked(e, names, sops, macs, snn_e, ann_e) -> bytes:
     ax1.legend(fontsize=8, loc="lower right")
     ax1.grid(alpha=0.3, axis="x")
     y = np.arange(len(labels))[::-1]
-    ax2.barh(y + 0.2, pick(snn_e), 0.4, color="tab:red", label="SNN")
-    ax2.barh(y - 0.2, pick(ann_e), 0.4, color="tab:gray", label="ANN")
-    ax2.set_yticks(y, _short(labels, 40), fontsize=8)
-    ax2.set_xlabel("µJ per inference")
+    se, ae = pick(snn_e), pick(ann_e)
+    ax2.barh(y + 0.2, np.where(se > 0, se, np.nan), 0.4, color="tab:red", label="SNN")
+    ax2.barh(y - 0.2, np.where(ae > 0, ae, np.nan), 0.4, color="tab:gray", label="ANN")
+    shown = _short(labels[:-1], 40) + [labels[-1]] if rest else _short(labels, 40)
+    ax2.set_yticks(y, shown, fontsize=8)
+    if np.any(se > 0):
+        ax2.set_xscale("log")  # the grouped rest can be far larger than any one layer
+    ax2.set_xlabel("µJ per inference (log scale)")
     ax2.set_title(f"the {min(TOP_K, len(names))} layers that spend the most, sorted")
     ax2.legend(fontsize=8, loc="lower right")
     ax2.grid(alpha=0.3, axis="x")

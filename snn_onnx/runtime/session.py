@@ -92,6 +92,7 @@ class Session:
 
     >>> sess = Session("model.snn.onnx")
     >>> out = sess.run(x)             # x: [B, ...] like the ANN's input
+    >>> out = sess.run(frames)        # an event input: [T*B, ...] or [T, B, ...] (folded here)
     >>> out.outputs["logits"], out.firing_rates()
     """
 
