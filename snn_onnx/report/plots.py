@@ -273,7 +273,7 @@ def _energy_layers_ranked(e, names, sops, macs, snn_e, ann_e) -> bytes:
     ax1.set_yticks(y, _short(k_labels, 34), fontsize=8)
     ax1.set_xlabel("µJ per inference")
     ax1.set_title(f"energy by kind of layer ({len(names)} layers, SNN/ANN = {e.energy_ratio:.3f})")
-    ax1.legend(fontsize=8, loc="lower right")
+    ax1.legend(fontsize=8, loc="best")
     ax1.grid(alpha=0.3, axis="x")
     y = np.arange(len(labels))[::-1]
     se, ae = pick(snn_e), pick(ann_e)
@@ -285,7 +285,7 @@ def _energy_layers_ranked(e, names, sops, macs, snn_e, ann_e) -> bytes:
         ax2.set_xscale("log")  # the grouped rest can be far larger than any one layer
     ax2.set_xlabel("µJ per inference (log scale)")
     ax2.set_title(f"the {min(TOP_K, len(names))} layers that spend the most, sorted")
-    ax2.legend(fontsize=8, loc="lower right")
+    ax2.legend(fontsize=8, loc="best")
     ax2.grid(alpha=0.3, axis="x")
     return _png(fig)
 
