@@ -24,7 +24,6 @@ onnxruntime, scikit-learn, tonic; under a minute on 2 cores).
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import time
