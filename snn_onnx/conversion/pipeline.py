@@ -9,8 +9,8 @@ The stages, each in its own module:
     calibrate   calibrate.collect              thresholds the ANN does not carry
     rewrite     rewrite.SnnBuilder             neurons in place
     compensate  compensation.compensate        non-linear blocks and products over time
-    place time  SnnBuilder.time_entry/_exit,   repeat static inputs, average outputs, run the
-                optimize.hoist_time_entry      time-invariant prefix once
+    place time  SnnBuilder.time_exit,          average outputs; repeat static inputs where they
+                optimize.place_entry           leave the time-invariant prefix (run once)
     validate    validate.check                 checker, parity, the exactness gate
 """
 
@@ -216,7 +216,7 @@ def convert(
     Calibration and the parity check then feed the ANN each frame as a sample and the SNN
     the same frame repeated over time.
     ``optimize_graph``: run the time-invariant layers before the first neuron once instead of
-    T times (``optimize.hoist_time_entry``; same outputs and spikes, less work).
+    T times (``optimize.place_entry``; same outputs and spikes, less work).
     ``mode``: "cnn" (ReLU / clip / staircase activations become IF or ParaIF neurons),
     "transformer" (multi-threshold neurons on the activation inputs of every Linear / MatMul /
     Conv, configured by ``multi_threshold``; docs/transformers.md) or "auto" (transformer for
@@ -340,7 +340,6 @@ def convert(
     static = [v for v in data_inputs if v.name not in event_inputs]
     carrying = batch_carrying(graph, data_inputs)
     builder.fix_reshapes(carrying, fixed_batch)
-    builder.time_entry(static)
     per_step_names = builder.time_exit(per_step)
     for v in data_inputs:
         if v.shape is not None and len(v.shape):
@@ -349,7 +348,8 @@ def convert(
             elif fixed_batch is not None:
                 v.shape = ir.Shape(["batch", *list(v.shape)[1:]])
     ir.passes.common.RemoveUnusedNodesPass()(ir_model)  # e.g. constants of replaced activation chains
-    optimizations = optimize.hoist_time_entry(ir_model, time_steps).describe() if optimize_graph else {}
+    entry = optimize.place_entry(ir_model, time_steps, static, hoist=optimize_graph)
+    optimizations = entry.describe() if optimize_graph else {}
     optimize.remove_unused_initializers(ir_model)
     graph.sort()
     snn = ir.to_proto(ir_model)

@@ -31,12 +31,14 @@ import onnx
 
 from .. import metadata as md
 from ..errors import SnnOnnxError
+from ..naming import readable_name
+from ..ops import onnx_table
 from ..ops import schema
 from . import costs, fanout, routing
 from .routing import NotExact
 from .shapes import value_shapes
 
-SYNAPTIC_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum"})
+SYNAPTIC_OPS = onnx_table.ops_with(cost=onnx_table.SYNAPTIC)
 TEMPORAL_OPS = frozenset({schema.TEMPORAL_MEAN.name, schema.TEMPORAL_DELTA.name})
 
 
@@ -98,14 +100,7 @@ class LayerSpec:
 
 def _readable(node: onnx.NodeProto) -> str:
     """The module path the exporter recorded for the node, else its name."""
-    from ..conversion.rules import readable_name
-
-    class _View:  # the two fields readable_name reads, from a NodeProto
-        def __init__(self, n: onnx.NodeProto):
-            self.metadata_props = {p.key: p.value for p in n.metadata_props}
-            self.name, self.op_type = n.name, n.op_type
-
-    return readable_name(_View(node))
+    return readable_name(node)
 
 
 def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:

@@ -8,7 +8,7 @@ from typing import Any
 
 import onnx
 
-from ..conversion.load import check, load_onnx
+from ..load import check, load_onnx
 from ..errors import ModelLoadError
 
 __all__ = ["resolve_model", "is_onnx_path"]
