@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import onnx
@@ -47,6 +47,7 @@ class SignGDConfig:
     """SignGD neurons: step sizes ``η_t = eta0·gamma^(t−1)`` (the paper's defaults) and whether
     non-linearities without a SignGD form may be compensated (computed on decoded values)."""
 
+    kind: ClassVar[str] = "signgd"
     eta0: float = schema.SIGNGD_STEP["eta0"]
     gamma: float = schema.SIGNGD_STEP["gamma"]
     allow_compensation: bool = False

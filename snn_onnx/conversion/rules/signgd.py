@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_ir as ir
 
-from .. import blocks, ops_table
+from ...ops import onnx_table as ops_table
+from .. import blocks
 from ..graph_utils import const_array
 from .base import Rule, Trace, readable_name, unique_name
 from .chains import after_synapse
