@@ -95,27 +95,31 @@ class SignGDRule(Rule):
         leftovers: list[Leftover] = []
         names: set[str] = set()
         order = {n: i for i, n in enumerate(graph)}
-        for blk in blocks.find_blocks(graph, varying_of, {}):
-            fn = blk.extra.get("function")
-            start = blk.extra.get("function_start", 0)
-            nodes = blk.nodes[start:]
-            x = blk.extra.get("function_input", blk.input)
-            if fn in _BLOCK_FUNCTIONS and x in downstream:
-                func, attrs = _BLOCK_FUNCTIONS[fn]
-                sites.append(SgSite(unique_name(readable_name(nodes[-1]), names), "unary", func, nodes, [x],
-                                    blk.output, dict(attrs)))
-                taken.update(nodes)
-            elif all(m.op_type in ops_table.ELEMENTWISE_OPS for m in blk.nodes) and blk.input in downstream:
-                # an elementwise function of one value: if any of its nodes has no SignGD form,
-                # the block is left over as a whole (compensated as one function, not node by node)
-                missing = [m for m in blk.nodes if isinstance(self._node_site(m, varying_of[m], set(), set()), str)
-                           and not _affine(m, varying_of[m])]
-                if missing:
-                    what = fn or "+".join(sorted({m.op_type for m in missing}))
-                    reason = f"computes {what}, which has no SignGD form"
-                    leftovers.append(Leftover(readable_name(blk.nodes[-1]), list(blk.nodes), reason))
-                    self.trace.miss(self.name, blk.nodes, reason)
-                    taken.update(blk.nodes)
+        opset = graph.opset_imports.get("", 18)
+        elementwise = {n: i for n, i in varying_of.items() if n.op_type in ops_table.ELEMENTWISE_OPS}
+        functions = list(_functions(graph, elementwise, order, downstream, opset))
+        in_function = {m for f in functions for m in f[0]}
+        # an elementwise function of one value with a node that has no SignGD form (and is in no
+        # known function) is left over as a whole: compensated as one function, not node by
+        # node around the missing piece (Mish's Softplus with its Tanh and Mul)
+        for blk in blocks.find_blocks(graph, elementwise, {}):
+            if blk.input not in downstream:
+                continue
+            missing = [m for m in blk.nodes if m not in in_function and not _affine(m, varying_of[m])
+                       and not _divisor(m) and isinstance(self._node_site(m, varying_of[m], set(), set()), str)]
+            if missing:
+                what = blk.extra.get("function") or "+".join(sorted({m.op_type for m in missing}))
+                reason = f"computes {what}, which has no SignGD form"
+                leftovers.append(Leftover(readable_name(blk.nodes[-1]), list(blk.nodes), reason))
+                self.trace.miss(self.name, blk.nodes, reason)
+                taken.update(blk.nodes)
+        for nodes, x, y, fn in functions:
+            if any(m in taken for m in nodes):
+                continue
+            func, attrs = _BLOCK_FUNCTIONS[fn]
+            sites.append(SgSite(unique_name(readable_name(nodes[-1]), names), "unary", func, nodes, [x], y,
+                                dict(attrs)))
+            taken.update(nodes)
         pending: list[Leftover] = []
         for node in graph:
             if node in taken or node not in varying_of:
@@ -229,6 +233,122 @@ class SignGDRule(Rule):
         return f"{op} is not known to act on each sample separately"
 
 
+def _functions(graph: ir.Graph, elementwise: dict[ir.Node, list[int]], order: dict[ir.Node, int],
+               downstream: set[ir.Value], opset: int):
+    """Regions of elementwise nodes that compute one known function of one value, however
+    spelled: for each non-linear elementwise node (in graph order), the regions from each of
+    its ancestors ``x`` (within a few elementwise steps) to each later value ``y`` that is a
+    function of ``x`` alone and whose intermediate values are used only inside; the first
+    that ``blocks.identify_elementwise`` names and a wide grid confirms (largest region first).
+    Yields ``(nodes, x, y, name)``."""
+    claimed: set[ir.Node] = set()
+    for n in graph:
+        if n not in elementwise or n in claimed:
+            continue
+        info = ops_table.info(n.op_type, n.domain)
+        if not (info is not None and info.role == ops_table.NONLINEAR or n.op_type in ("Mul", "Div") and _product(n)):
+            continue
+        found = None
+        for x in _ancestors(n, elementwise, claimed):
+            if x not in downstream:
+                continue
+            members = _closure(x, elementwise, claimed, order)
+            if n not in members:
+                continue
+            for y_node in sorted((m for m in members if order[m] >= order[n]), key=order.get, reverse=True):
+                y = y_node.outputs[0]
+                region = _region(members, x, y)
+                if region is None or n not in region:
+                    continue
+                name = blocks.identify_elementwise(region, x, y, opset)
+                if name in _BLOCK_FUNCTIONS and _confirmed(_BLOCK_FUNCTIONS[name], region, x, y, opset):
+                    found = (region, x, y, name)
+                    break
+            if found:
+                break
+        if found:
+            claimed.update(found[0])
+            yield found
+
+
+def _product(n: ir.Node) -> bool:
+    """Mul / Div of two values of the graph (x·sigmoid(x)): may close a function."""
+    return sum(1 for v in n.inputs if v is not None and const_array(v) is None) >= 2
+
+
+def _ancestors(n: ir.Node, elementwise, claimed, depth: int = 8) -> list[ir.Value]:
+    """Values above ``n`` through elementwise nodes (its own inputs included), earliest first."""
+    seen: dict[ir.Value, int] = {}
+    frontier = [(v, 0) for v in n.inputs if v is not None and const_array(v) is None]
+    while frontier:
+        v, d = frontier.pop()
+        if v in seen:
+            continue
+        seen[v] = d
+        p = v.producer()
+        if p is None or d >= depth or p not in elementwise or p in claimed or len(p.outputs) != 1:
+            continue
+        frontier.extend((u, d + 1) for u in p.inputs if u is not None and const_array(u) is None)
+    return sorted(seen, key=lambda v: -seen[v])
+
+
+def _closure(x: ir.Value, elementwise, claimed, order) -> list[ir.Node]:
+    """Elementwise nodes computing functions of ``x`` alone (other inputs constant), in order."""
+    inside = {x}
+    members: list[ir.Node] = []
+    todo = sorted({u.node for u in x.uses()}, key=lambda m: order.get(m, -1))
+    queued = set(todo)
+    while todo:
+        todo.sort(key=lambda m: order.get(m, -1))
+        m = todo.pop(0)
+        if m not in elementwise or m in claimed:
+            continue
+        if all(v is None or v in inside or const_array(v) is not None for v in m.inputs):
+            members.append(m)
+            for o in m.outputs:
+                inside.add(o)
+                for u in o.uses():
+                    if u.node not in queued:
+                        queued.add(u.node)
+                        todo.append(u.node)
+    return sorted(members, key=order.get)
+
+
+def _region(members: list[ir.Node], x: ir.Value, y: ir.Value) -> list[ir.Node] | None:
+    """The members ``y`` depends on, if none of their other outputs is used outside them."""
+    mset = set(members)
+    keep: set[ir.Node] = set()
+    stack = [y.producer()]
+    while stack:
+        m = stack.pop()
+        if m is None or m in keep or m not in mset:
+            continue
+        keep.add(m)
+        stack.extend(v.producer() for v in m.inputs if v is not None and v is not x)
+    region = [m for m in members if m in keep]
+    for m in region:
+        for o in m.outputs:
+            if o is not y and (o.is_graph_output() or any(u.node not in keep for u in o.uses())):
+                return None
+    return region
+
+
+# blocks.py names a function from a grid on [-6, 6]; a neuron tracks it everywhere, so the name is
+# checked again on a wide grid (ReLU6 equals ReLU on [-6, 6])
+_WIDE = np.concatenate([np.linspace(-60.0, 60.0, 1201), np.linspace(-6.0, 6.0, 241)]).astype(np.float32)
+
+
+def _confirmed(fn: tuple[str, dict], nodes: list[ir.Node], x: ir.Value, y: ir.Value, opset: int) -> bool:
+    from ...ops import signgd_math
+
+    got = blocks.evaluate(nodes, x, y, _WIDE, opset)
+    if got is None:
+        return False
+    a = fn[1]
+    ref = signgd_math.unary(fn[0], _WIDE, a.get("alpha", 0.01), a.get("beta", 0.5), float("-inf"), float("inf"))
+    return bool(np.allclose(got, ref.astype(np.float64), rtol=1e-4, atol=1e-5))
+
+
 def _affine(node: ir.Node, idx: list[int]) -> bool:
     op = node.op_type
     if node.domain not in ("", "ai.onnx"):
@@ -252,6 +372,25 @@ def _scalar(v: ir.Value | None) -> float | None:
 
 def _only_use(v: ir.Value, node: ir.Node) -> bool:
     return not v.is_graph_output() and all(u.node is node for u in v.uses())
+
+
+def _divisor(node: ir.Node) -> bool:
+    """A Sqrt / Reciprocal / Pow(·, −0.5) whose value only divides (a Div or Mul will absorb it
+    into a ``div`` / ``div_sqrt`` neuron)."""
+    if node.op_type not in ("Sqrt", "Reciprocal", "Pow") or len(node.outputs) != 1:
+        return False
+    if node.op_type == "Pow" and _scalar(node.inputs[1]) != -0.5:
+        return False
+    v = node.outputs[0]
+    uses = list(v.uses())
+    if v.is_graph_output() or len(uses) != 1:
+        return False
+    user, idx = uses[0].node, uses[0].idx
+    if user.op_type == "Div":
+        return node.op_type == "Sqrt" and idx == 1
+    if user.op_type == "Reciprocal":
+        return node.op_type == "Sqrt" and _divisor(user)
+    return user.op_type == "Mul" and node.op_type in ("Reciprocal", "Pow")
 
 
 def _inverse(v: ir.Value, taken: set[ir.Node]) -> tuple[str, ir.Value, list[ir.Node]] | None:
