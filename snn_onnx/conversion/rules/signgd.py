@@ -98,24 +98,7 @@ class SignGDRule(Rule):
         opset = graph.opset_imports.get("", 18)
         elementwise = {n: i for n, i in varying_of.items() if n.op_type in ops_table.ELEMENTWISE_OPS}
         functions = list(_functions(graph, elementwise, order, downstream, opset))
-        in_function = {m for f in functions for m in f[0]}
-        # an elementwise function of one value with a node that has no SignGD form (and is in no
-        # known function) is left over as a whole: compensated as one function, not node by
-        # node around the missing piece (Mish's Softplus with its Tanh and Mul)
-        for blk in blocks.find_blocks(graph, elementwise, {}):
-            if blk.input not in downstream:
-                continue
-            missing = [m for m in blk.nodes if m not in in_function and not _affine(m, varying_of[m])
-                       and not _divisor(m) and isinstance(self._node_site(m, varying_of[m], set(), set()), str)]
-            if missing:
-                what = blk.extra.get("function") or "+".join(sorted({m.op_type for m in missing}))
-                reason = f"computes {what}, which has no SignGD form"
-                leftovers.append(Leftover(readable_name(blk.nodes[-1]), list(blk.nodes), reason))
-                self.trace.miss(self.name, blk.nodes, reason)
-                taken.update(blk.nodes)
         for nodes, x, y, fn in functions:
-            if any(m in taken for m in nodes):
-                continue
             func, attrs = _BLOCK_FUNCTIONS[fn]
             sites.append(SgSite(unique_name(readable_name(nodes[-1]), names), "unary", func, nodes, [x], y,
                                 dict(attrs)))
