@@ -156,12 +156,12 @@ def convert_signgd(
     compensated: list[str] = []
     refused = []
     for lo in leftovers:
+        if not config.allow_compensation:
+            refused.append(lo)
+            continue
         if not any(v is not None and v in tv for n in lo.nodes for v in n.inputs):
             forms.append({"nonlinearity": lo.name, "ops": [n.op_type for n in lo.nodes], "form": "static",
                           "why": "its inputs are the same at every step: computed once, as in the ANN"})
-            continue
-        if not config.allow_compensation:
-            refused.append(lo)
             continue
         emit.compensate(lo, tv)
         compensated.append(lo.name)
