@@ -104,6 +104,38 @@ def test_step_t_is_the_T_t_snn(snn_library, convnet):
     np.testing.assert_array_equal(a, b)
 
 
+class Pools(nn.Module):
+    """MaxPool with stride 1 and padding, with ceil mode on an odd size, with dilation; a
+    global max; a max over one spatial axis (ReduceMax)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 4, 3)
+        self.fc = nn.Linear(12, 5)
+
+    def forward(self, x):
+        h = F.max_pool2d(self.c1(x), 3, stride=1, padding=1)
+        h = F.max_pool2d(self.c2(h), 2, stride=2, ceil_mode=True)  # 5x5 -> 3x3
+        h = F.max_pool2d(h, 2, stride=1, dilation=2)  # 3x3 -> 1x1 ... with dilation 2
+        g = F.adaptive_max_pool2d(self.c1(x), 1).flatten(1)
+        m = torch.amax(self.c1(x)[:, :, :4, :4], dim=(2,)).flatten(1)[:, :8]
+        return self.fc(torch.cat([g, m + h.flatten(1).repeat(1, 2)], dim=1))
+
+
+def test_pooling_trees(snn_library):
+    from snn_onnx.export.torch_export import export_module
+
+    ann = export_module(_torch_seeded(Pools), (1, 7, 7), exporter="legacy")
+    x = np.random.default_rng(3).standard_normal((32, 1, 7, 7)).astype(np.float32)
+    res = snn_onnx.convert(ann, time_steps=256, neuron="signgd", data=x, calibration=CAL, parity_samples=8)
+    kinds = [(f["kind"], f["ops"]) for f in read_forms(res.model)["forms"]]
+    # torch's exporter writes the adaptive (global) max pool as a MaxPool over the whole map
+    assert kinds.count(("pool", ["MaxPool"])) == 4 and ("reduce_max", ["ReduceMax"]) in kinds
+    errs = _rel_errors(res, ann, x[:8], [32, 64, 128, 256])
+    assert all(a > b for a, b in zip(errs, errs[1:])), errs
+    assert errs[-1] < 1e-3, errs
+
+
 def test_kernels_compute_the_reference(snn_library, convnet):
     """The converted graph run in ONNX Runtime equals the same graph run with the NumPy references."""
     from snn_onnx.ops.reference_session import run_reference

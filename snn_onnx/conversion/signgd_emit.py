@@ -99,10 +99,14 @@ class Emitter:
             y.shape = ir.Shape(["N", *shape])
         return node
 
+    def _known(self, v: ir.Value) -> bool:
+        return v.name in self.cal.shapes or (v.shape is not None and len(v.shape) > 0
+                                             and all(isinstance(d, int) for d in list(v.shape)[1:]))
+
     def _shape(self, v: ir.Value) -> tuple[int, ...]:
         if v.name in self.cal.shapes:
             return self.cal.shapes[v.name]
-        if v.shape is not None and all(isinstance(d, int) for d in list(v.shape)[1:]):
+        if self._known(v):
             return tuple(int(d) for d in list(v.shape)[1:])
         raise ConversionError(f"the shape of '{v.name}' is unknown; cannot place SignGD ops on it")
 
@@ -410,7 +414,7 @@ class Emitter:
                    if v is not None and v in static and (any(u is not None and u in tv for u in node.inputs)
                                                           or node.domain == schema.DOMAIN)]
         meeting += [v for v in self.graph.outputs if v in static]
-        missing = [v.name for v in dict.fromkeys(meeting) if v.name not in self.cal.shapes]
+        missing = [v.name for v in dict.fromkeys(meeting) if not self._known(v)]
         if missing and self.fetch_shapes is not None:
             self.cal.shapes.update(self.fetch_shapes(missing))
         for node in list(self.graph):
