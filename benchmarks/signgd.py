@@ -93,7 +93,7 @@ def timm_part(names: dict[str, int], samples: int, calib: int, log) -> list[dict
         kw = {} if name.startswith("convnext") or size == 224 else {"img_size": size}
         module = build_module(name, num_classes=10, **kw)
         head = module.get_classifier()
-        if float(head.weight.abs().max()) == 0.0:  # Mixer / ResMLP: zero-initialised heads
+        if float(head.weight.detach().abs().max()) == 0.0:  # Mixer / ResMLP: zero-initialised heads
             torch.nn.init.normal_(head.weight, std=0.02)
         ann = export_module(module, (3, size, size), exporter="legacy")
         rng = np.random.default_rng(0)

@@ -262,3 +262,46 @@ def test_cli_convert_and_info(snn_library, tmp_path):
     r = runner.invoke(cli, ["convert", str(onnx_path("digits_convnext")), "--allow-compensation",
                             "-o", str(tmp_path / "y.onnx")])
     assert r.exit_code != 0 and "--allow-compensation applies to --neuron signgd only" in r.output
+
+
+def _standin(name: str):
+    """The full timm convnext_atto; Mixer and ResMLP from timm's own classes with the named
+    models' blocks (ResMLP: ResBlock and Affine norms, MLP ratio 4), at 32×32, patches of 8,
+    2 blocks of width 32 (the full ones are in benchmarks/signgd.py)."""
+    from timm.models.mlp_mixer import MlpMixer, ResBlock
+
+    from snn_onnx.export.torch_export import build_module
+
+    small = dict(num_classes=10, img_size=32, patch_size=8, num_blocks=2, embed_dim=32)
+    if name == "convnext_atto":
+        return build_module(name, num_classes=10)
+    if name == "mixer_s16_224":
+        return MlpMixer(**small)
+    from timm.models.mlp_mixer import Affine as ResAffine
+
+    return MlpMixer(**small, mlp_ratio=4, block_layer=ResBlock, norm_layer=ResAffine)
+
+
+@pytest.mark.parametrize("name", ["convnext_atto", "mixer_s16_224", "resmlp_12_224"])
+def test_timm_architectures(snn_library, name):
+    """convnext_atto, MLP-Mixer and ResMLP (random init) convert with every non-linearity
+    spiking, and the error falls with T."""
+    from snn_onnx.export.torch_export import export_module
+
+    torch.manual_seed(0)
+    module = _standin(name).eval()
+    head = module.get_classifier()
+    if float(head.weight.detach().abs().max()) == 0.0:  # timm zero-initialises these heads
+        torch.nn.init.normal_(head.weight, std=0.02)
+    ann = export_module(module, (3, 32, 32), exporter="legacy")
+    x = np.random.default_rng(4).standard_normal((12, 3, 32, 32)).astype(np.float32)
+    res = snn_onnx.convert(ann, time_steps=128, neuron="signgd", data=x[4:], parity_samples=4,
+                           calibration=CalibrationConfig(num_samples=8, batch_size=8))
+    forms = read_forms(res.model)["forms"]
+    assert {f["form"] for f in forms} == {"signgd"}
+    functions = {f["function"] for f in forms}
+    assert "gelu" in functions
+    if name != "resmlp_12_224":  # ResMLP normalises with an affine map, not LayerNorm
+        assert {"square", "div_sqrt"} <= functions
+    errs = _rel_errors(res, ann, x[:4], [32, 64, 128])
+    assert errs[0] > errs[1] > errs[2], errs
