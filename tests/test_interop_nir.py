@@ -23,7 +23,7 @@ from snn_onnx.interop.trace import trace_snn  # noqa: E402
 T = 8
 NEURONS = {
     "if": dict(kind="if", reset="zero", v_init=0.0),
-    "lif": dict(kind="if", reset="zero", v_init=0.0, leak=0.9),
+    "lif": dict(kind="lif", reset="zero", v_init=0.0, leak=0.9),
     "subtract": dict(kind="if", reset="subtract", v_init=0.0),
     "v_init": dict(kind="if", reset="zero", v_init=0.5),
 }

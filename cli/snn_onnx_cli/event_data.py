@@ -15,7 +15,7 @@ def event_option(fn):
 
 def single_input(model) -> str:
     """The name of the model's one data input (event data feeds exactly one)."""
-    from snn_onnx.conversion.pipeline import graph_input_names
+    from snn_onnx import input_names as graph_input_names
 
     names = graph_input_names(model)
     if len(names) != 1:

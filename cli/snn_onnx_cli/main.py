@@ -76,7 +76,7 @@ def _resolve_model_arg(model: str | None) -> tuple[str, bool]:
 
 def _load_data(source: str, split: str, limit: int | None, ann, timm_name: str | None = None):
     from snn_onnx import data as data_mod
-    from snn_onnx.conversion.pipeline import graph_input_names
+    from snn_onnx import input_names as graph_input_names
 
     shape = _input_shape_of(ann)
     opts = {"timm_model": timm_name} if timm_name and Path(source).is_dir() else {}
@@ -89,7 +89,7 @@ def _load_data(source: str, split: str, limit: int | None, ann, timm_name: str |
 
 
 def _input_shape_of(ann) -> tuple | None:
-    from snn_onnx.conversion.pipeline import graph_input_names
+    from snn_onnx import input_names as graph_input_names
 
     names = graph_input_names(ann)
     if len(names) != 1:
@@ -111,9 +111,15 @@ def _get_ann(model: str, input_shape, num_classes, checkpoint, qcfs_levels, expo
             raise click.UsageError("--input-shape, --num-classes, --checkpoint and --qcfs-levels apply to timm / "
                                    "module:factory models, not .onnx files")
         return resolve_model(model)
-    from snn_onnx.export.torch_export import build_module, default_input_shape, export_module
+    from snn_onnx.export import build_module, default_input_shape, export_module
 
-    module = build_module(model, num_classes=num_classes, qcfs_levels=qcfs_levels, checkpoint=checkpoint)
+    prepare = None
+    if qcfs_levels:  # QCFS activations in place of the ReLUs, before a QCFS checkpoint loads
+        from snn_onnx_models.qcfs import qcfsify
+
+        def prepare(m):
+            qcfsify(m, qcfs_levels)
+    module = build_module(model, num_classes=num_classes, checkpoint=checkpoint, prepare=prepare)
     shape = input_shape or default_input_shape(module)
     if shape is None:
         raise click.UsageError(f"give --input-shape for '{model}' (e.g. 3,32,32)")
@@ -234,7 +240,7 @@ def _transformer_options(fn):
 
 
 def _mt_config(levels, percentile, lower, anchor, sites, per_channel):
-    from snn_onnx.conversion.transformer import MultiThresholdConfig
+    from snn_onnx import MultiThresholdConfig
 
     try:
         return MultiThresholdConfig(levels=levels, percentile=percentile, lower_percentile=lower,
@@ -296,8 +302,7 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
     get multi-threshold neurons on every Linear / MatMul input and compensated Softmax,
     LayerNorm, GELU and attention products (docs/transformers.md). --event-input makes the
     model's input take one event frame per time step (docs/events.md)."""
-    from snn_onnx.conversion.calibrate import CalibrationConfig
-    from snn_onnx.conversion.pipeline import check_output_path, convert as do_convert, save_atomic
+    from snn_onnx import CalibrationConfig, check_output_path, convert as do_convert, save_model as save_atomic
     from snn_onnx.report import provenance
 
     model, is_example = _resolve_model_arg(model)
@@ -412,7 +417,7 @@ def _check_applied(res) -> None:
 def run(model, input_path, event_input, limit, output_path, provider, force):
     """Run a converted SNN on inputs from a file (or event data) and print its outputs and
     firing rates. An event input takes [T*B, ...] or [T, B, ...] arrays."""
-    from snn_onnx.conversion.pipeline import check_output_path
+    from snn_onnx import check_output_path
 
     if (input_path is None) == (event_input is None):
         raise click.UsageError("give exactly one of --input FILE and --event-input SOURCE")
@@ -475,7 +480,7 @@ def info(model, as_json):
 
     from snn_onnx import metadata as md
     from snn_onnx.load import load_onnx
-    from snn_onnx.conversion.validate import format_parity
+    from snn_onnx import format_parity
     from snn_onnx.report import provenance
 
     proto = load_onnx(model)
@@ -564,8 +569,7 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
     """ANN and SNN accuracy and ANN agreement for every T and neuron (default: the bundled
     digits example on its test split; thresholds calibrated on the train split). Options such
     as --leak go to the neurons that have them."""
-    from snn_onnx.conversion.calibrate import CalibrationConfig
-    from snn_onnx.conversion.pipeline import check_output_path
+    from snn_onnx import CalibrationConfig, check_output_path
     from snn_onnx.evaluate import evaluate
 
     if json_out:

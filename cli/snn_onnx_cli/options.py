@@ -93,7 +93,7 @@ def neuron_options(fn):
 
 def neuron_config(kind: str, leak: float | None, reset: str | None, v_init: float | None, signed_eps: float | None):
     """A NeuronConfig from CLI options; an option the neuron lacks is one usage error."""
-    from snn_onnx.conversion.rewrite import NeuronConfig
+    from snn_onnx import NeuronConfig
     from snn_onnx.errors import ConversionError
 
     opts = {"leak": leak, "reset": reset, "v_init": v_init, "signed_eps": signed_eps}
@@ -113,7 +113,7 @@ def neuron_config(kind: str, leak: float | None, reset: str | None, v_init: floa
 def neuron_configs(kinds: list[str], leak, reset, v_init, signed_eps) -> list:
     """One config per neuron of an ``eval --neurons`` list: each option goes to the neurons
     that have it; an option that none of them has is refused."""
-    from snn_onnx.conversion.rewrite import NeuronConfig
+    from snn_onnx import NeuronConfig
 
     opts = {"leak": leak, "reset": reset, "v_init": v_init, "signed_eps": signed_eps}
     for name, value in opts.items():

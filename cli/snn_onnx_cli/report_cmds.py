@@ -51,7 +51,7 @@ def eval_run_writer(runs_dir: str, model: str, is_example: bool, ann, test, e_ac
     static_logits = None if event_input else ann_outputs(ann, test.x, output)
 
     def on_run(neuron: str, t: int, conv, per_step: np.ndarray, counts: dict[str, np.ndarray]) -> None:
-        from snn_onnx.conversion.pipeline import as_inputs
+        from snn_onnx import as_inputs
 
         if event_input:
             frames = test.frames(t)
@@ -115,7 +115,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
         run folder: config.json, summary.json, CSVs, PNG plots, report.html and TensorBoard
         events; print the headline numbers. MODEL may be an SNN converted already."""
         from snn_onnx import metadata as md
-        from snn_onnx.conversion.calibrate import CalibrationConfig
+        from snn_onnx import CalibrationConfig
         from snn_onnx.load import load_onnx
         from snn_onnx.errors import DataError
         from snn_onnx.report import full_report, provenance, run_report
@@ -182,7 +182,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
         progress = Progress(not quiet)
         try:
             if snn is None:  # convert here, so that options the chosen mode ignores are refused first
-                from snn_onnx.conversion.pipeline import convert
+                from snn_onnx import convert
 
                 cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel,
                                         num_samples=num_calib)

@@ -2,7 +2,8 @@
 
 The stages, each in its own module:
 
-    load        export.resolve_model           any model -> ONNX ModelProto
+    load        api.convert, export            any model -> ONNX ModelProto (the caller resolves
+                                               models and tokenises text)
     clean       cleanup.clean                  opset, constants, quantized weights, shapes
     rules       rules.ActivationRule / modes   where the neurons go (activations by behaviour,
                 transformer.select_sites       or multi-threshold neurons on weight-layer inputs)
@@ -117,7 +118,8 @@ def as_inputs(data: Any, ann: onnx.ModelProto) -> Inputs | None:
     if data is None:
         return None
     if isinstance(data, (list, tuple)) and data and all(isinstance(s, str) for s in data):
-        return _text_inputs(ann, data)
+        raise DataError("sentences must be tokenised first (snn_onnx.convert does it for a Hugging Face folder; "
+                        "or snn_onnx.data.text.tokenize)")
     names = graph_input_names(ann)
     inputs = getattr(data, "inputs", None)  # a snn_onnx.data Dataset of a multi-input model
     if inputs is not None:
@@ -141,15 +143,6 @@ def as_inputs(data: Any, ann: onnx.ModelProto) -> Inputs | None:
     if len(names) != 1:
         raise DataError(f"the model has {len(names)} inputs {names}; pass data as a dict by input name")
     return {names[0]: np.asarray(x)}
-
-
-def _text_inputs(ann: onnx.ModelProto, sentences) -> Inputs:
-    folder = next((p.value for p in ann.metadata_props if p.key == "snn_onnx.hf.folder"), None)
-    if folder is None:
-        raise DataError("sentences as calibration data need a model exported from a Hugging Face folder")
-    from ..data.text import tokenize
-
-    return tokenize(folder, sentences, input_names=graph_input_names(ann))
 
 
 def graph_input_names(model: onnx.ModelProto) -> list[str]:
@@ -246,11 +239,14 @@ def convert(
     calibration = calibration or CalibrationConfig()
     mt_cfg = multi_threshold or MultiThresholdConfig()
     progress = _Progress(on_progress)
-    from ..export import resolve_model  # lazy: torch only when needed
-
     progress("load", 0, 1)
-    ann = cleanup.dynamic_batch(resolve_model(model, input_shape=input_shape))
-    source_name = source_name or (str(model) if isinstance(model, (str, Path)) else type(model).__name__)
+    if not isinstance(model, onnx.ModelProto):
+        raise ConversionError("conversion.pipeline.convert takes an ONNX ModelProto; snn_onnx.convert also takes "
+                              "files, torch modules, timm names and Hugging Face folders")
+    if input_shape is not None:
+        raise ConversionError("input_shape applies to torch modules (snn_onnx.convert), not to an ONNX model")
+    ann = cleanup.dynamic_batch(model)
+    source_name = source_name or "ModelProto"
     timings = {"load": time.perf_counter() - t0}
     progress("load", 1, 1)
 
@@ -292,11 +288,6 @@ def convert(
     progress("analyse", 1, 1)
 
     # calibration data
-    if data is None and any(p.key == "snn_onnx.hf.folder" for p in ann.metadata_props):
-        from ..data.text import CALIBRATION
-
-        data = list(CALIBRATION)  # a text encoder: the bundled calibration sentences
-        data_source = data_source or "bundled sentences"
     inputs = as_inputs(data, ann)
     data_source = "random" if inputs is None else (data_source or "given")
     n_needed = max(calibration.num_samples, parity_samples)

@@ -10,6 +10,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import onnx
 
@@ -88,10 +89,13 @@ def load_checkpoint(module, checkpoint: str | Path) -> None:
         raise ModelLoadError(f"checkpoint {p} does not fit the model: {str(err).splitlines()[0]}") from None
 
 
-def build_module(spec: str, *, num_classes: int | None = None, qcfs_levels: int | None = None, checkpoint: str | Path | None = None, **kwargs):
+def build_module(spec: str, *, num_classes: int | None = None, checkpoint: str | Path | None = None,
+                 prepare: Callable[[Any], None] | None = None, **kwargs):
     """A torch module from a timm model name (random init unless ``checkpoint``) or a
     ``package.module:factory`` path (a module in the current folder is found too). The factory
-    is called with ``num_classes=`` when given; a factory without that parameter refuses it."""
+    is called with ``num_classes=`` when given; a factory without that parameter refuses it.
+    ``prepare(module)`` runs before the checkpoint is loaded (e.g. the caller's QCFS activations,
+    whose thresholds the checkpoint holds)."""
     _torch()
     if ":" in spec:
         factory = import_factory(spec)
@@ -115,10 +119,8 @@ def build_module(spec: str, *, num_classes: int | None = None, qcfs_levels: int 
             kw["num_classes"] = num_classes
         module = timm.create_model(spec, **kw)
         origin = f"random-init (timm '{spec}' without pretrained weights)"
-    if qcfs_levels is not None:
-        from snn_onnx_models.qcfs import qcfsify
-
-        qcfsify(module, qcfs_levels)
+    if prepare is not None:
+        prepare(module)
     if checkpoint is not None:
         load_checkpoint(module, checkpoint)
         origin = f"checkpoint {Path(checkpoint).name}"
