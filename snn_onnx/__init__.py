@@ -34,6 +34,8 @@ _LAZY = {
     "CalibrationConfig": ("conversion.calibrate", "CalibrationConfig"),
     "NeuronConfig": ("conversion.rewrite", "NeuronConfig"),
     "MultiThresholdConfig": ("conversion.transformer", "MultiThresholdConfig"),
+    "SignGDConfig": ("conversion.signgd_mode", "SignGDConfig"),
+    "signgd_forms": ("conversion.signgd_mode", "read_forms"),
     "load_onnx": ("load", "load_onnx"),
     "Session": ("runtime.session", "Session"),
     "SnnOutput": ("runtime.session", "SnnOutput"),

@@ -211,14 +211,18 @@ def test_no_signgd_form_is_refused_by_name_or_compensated(snn_library):
     ({"parity_gate": False}, "parity_gate"),
 ])
 def test_options_of_other_modes_are_refused(kwargs, fragment):
+    from snn_onnx.conversion.pipeline import convert
+
     with pytest.raises(ConversionError, match="do not apply to neuron='signgd'") as info:
-        snn_onnx.convert(onnx.ModelProto(), time_steps=4, neuron="signgd", **kwargs)
+        convert(onnx.ModelProto(), time_steps=4, neuron="signgd", **kwargs)
     assert fragment in str(info.value)
 
 
 def test_allow_compensation_is_refused_for_other_neurons():
+    from snn_onnx.conversion.pipeline import convert
+
     with pytest.raises(ConversionError, match="allow_compensation applies to neuron='signgd' only"):
-        snn_onnx.convert(onnx.ModelProto(), time_steps=4, neuron="paraif", allow_compensation=True)
+        convert(onnx.ModelProto(), time_steps=4, neuron="paraif", allow_compensation=True)
 
 
 def test_metadata_and_energy(snn_library, convnet):

@@ -11,7 +11,7 @@ from .options import flag
 def config(allow_compensation: bool, **if_options):
     """The SignGD configuration; options of the IF-family neurons (--leak, --reset, --v-init,
     --signed-eps) do not apply and are refused."""
-    from snn_onnx.conversion.signgd_mode import SignGDConfig
+    from snn_onnx import SignGDConfig
 
     given = [flag(k) for k, v in if_options.items() if v is not None]
     if given:
@@ -22,9 +22,9 @@ def config(allow_compensation: bool, **if_options):
 
 def info_lines(model: onnx.ModelProto) -> list[str]:
     """Which form each non-linearity of a SignGD SNN got (SignGD neurons, static, compensated)."""
-    from snn_onnx.conversion.signgd_mode import read_forms
+    from snn_onnx import signgd_forms
 
-    meta = read_forms(model)
+    meta = signgd_forms(model)
     if meta is None:
         return []
     forms = meta.get("forms", [])

@@ -81,14 +81,18 @@ def convert_signgd(
 ):
     """The SignGD pipeline; ``pipeline.convert`` calls it for ``neuron="signgd"`` after checking
     the options that do not apply. Returns a ``pipeline.ConversionResult``."""
-    from ..export import resolve_model
     from .pipeline import ConversionResult, as_inputs, random_inputs, save_atomic
 
     t0 = time.perf_counter()
     timings: dict[str, float] = {}
     progress("load", 0, 1)
-    ann = cleanup.dynamic_batch(resolve_model(model, input_shape=input_shape))
-    source_name = source_name or (str(model) if isinstance(model, str) else type(model).__name__)
+    if not isinstance(model, onnx.ModelProto):
+        raise ConversionError("conversion.pipeline.convert takes an ONNX ModelProto; snn_onnx.convert also takes "
+                              "files, torch modules, timm names and Hugging Face folders")
+    if input_shape is not None:
+        raise ConversionError("input_shape applies to torch modules (snn_onnx.convert), not to an ONNX model")
+    ann = cleanup.dynamic_batch(model)
+    source_name = source_name or "ModelProto"
     timings["load"] = time.perf_counter() - t0
     progress("load", 1, 1)
 
