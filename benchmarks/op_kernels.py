@@ -109,9 +109,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--isa", choices=["auto", "baseline", "both"], default="auto")
     ap.add_argument("--reps", type=int, default=3, help="processes per library (alternating)")
     ap.add_argument("--runs", type=int, default=30, help="timed calls per op and process")
+    ap.add_argument("--only", help="time only the cases whose label contains this text")
     ap.add_argument("--threads", type=int, default=1, help="intra-op threads")
     ap.add_argument("--out", type=Path, help="also write the tables to this markdown file")
     args = ap.parse_args(argv)
+    global CASES
+    if args.only:
+        CASES = [c for c in CASES if args.only in c[0]]
     libs = {}
     for spec in args.lib:
         name, sep, path = spec.partition("=")
