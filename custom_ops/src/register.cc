@@ -6,6 +6,7 @@
 
 #include "common/ops.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/isa.h"
 #if SNN_ONNX_WITH_CUDA
 #include "cuda/cuda_ops.h"
 #endif
@@ -95,3 +96,7 @@ extern "C" SNN_EXPORT int snn_onnx_has_cuda(void) {
   return 0;
 #endif
 }
+
+// The instruction set the CPU kernels run with in this process: "avx2" or "baseline"
+// (cpu/isa.h; SNN_ONNX_ISA=baseline forces the latter). Read by the tests through ctypes.
+extern "C" SNN_EXPORT const char* snn_onnx_cpu_isa(void) { return snn::cpu::isa_name(snn::cpu::best_isa()); }

@@ -84,7 +84,11 @@ struct OpDef : Ort::CustomOpBase<OpDef<Kernel>, Kernel, /*WithStatus=*/true> {
   size_t GetInputTypeCount() const { return 1 + Op::kParams.size(); }
   ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t i) const {
-    return i == 0 || Op::kParams[i - 1].required ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
+    if constexpr (Op::kParams.empty()) {
+      return INPUT_OUTPUT_REQUIRED;
+    } else {
+      return i == 0 || Op::kParams[i - 1].required ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
+    }
   }
   // Parameters (normally initializers) stay in host memory for a kernel that validates them
   // there; x and the outputs live in the provider's memory.
