@@ -681,3 +681,60 @@ def test_compensated_special_values_as_found(so):
     assert np.isnan(f("silu", -np.inf))
     for fn in ("gelu", "gelu_tanh", "silu", "sigmoid", "tanh"):
         assert np.isnan(f(fn, np.nan)), fn
+
+
+def test_shared_sessions_under_concurrent_runs(snn_library):
+    """One session per op, run from 8 threads at once (500 runs in all, each with its own input
+    and, for the neurons, its own parameters fed as graph inputs, ORT's intra-op pool of 2
+    threads each): every result equals the reference computed alone. The kernels keep no state
+    between runs, so nothing may leak from one run into another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    opts = ort.SessionOptions()
+    opts.register_custom_ops_library(snn_library)
+    opts.intra_op_num_threads = 2
+    opts.log_severity_level = 4
+    T = 4
+    specs = [
+        ("IFNeuron", ["threshold"], {"time_steps": T, "signed": 1, "leak": 0.9}, True),
+        ("ParaIFNeuron", ["theta_pre", "theta_post", "bias"], {"time_steps": T}, True),
+        ("MultiThresholdNeuron", ["scale_pos", "scale_neg"], {"time_steps": T, "channel_axis": 1}, True),
+        ("TemporalMean", [], {"time_steps": T}, False),
+        ("TemporalDelta", [], {"time_steps": T}, False),
+        ("CompensatedElementwise", [], {"time_steps": T, "function": "hardswish"}, False),
+    ]
+    sessions = {}
+    for op, params, attrs, counts in specs:
+        model, _ = build(op, [("x", X6)] + [(p, np.ones(3, F32)) for p in params], attrs, counts,
+                         initializers=False)
+        sessions[op] = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+    def case(k):
+        op, params, attrs, counts = specs[k % len(specs)]
+        rng = np.random.default_rng(k)
+        B, C = int(rng.integers(1, 6)), 3
+        x = rand_x(rng, (T * B, C, int(rng.integers(1, 200))))
+        feeds = {"x": x}
+        for p in params:
+            feeds[p] = rand_positive(rng, C) if p != "bias" else rng.normal(0, 1, C).astype(F32)
+        if op == "MultiThresholdNeuron":
+            want = ref.multi_threshold_neuron(x, feeds["scale_pos"], feeds["scale_neg"], **resolved(op, attrs))
+        else:
+            want = ref.REFERENCES[op](x, *[feeds[p] for p in params], **resolved(op, attrs))
+        return op, feeds, want
+
+    cases = [case(k) for k in range(500)]
+
+    def run_case(c):
+        op, feeds, want = c
+        return sessions[op].run(None, feeds)
+
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(run_case, cases))
+    for (op, _, want), out in zip(cases, outs):
+        if op in schema.SPIKING_OPS:
+            check_spikes(out[0], out[1], want[0], want[1], True)
+        elif op == "CompensatedElementwise":
+            np.testing.assert_allclose(out[0], want, rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(out[0], want)
