@@ -14,6 +14,7 @@ python=${1:-python3}
 build=${SNN_ONNX_SANITIZE_BUILD_DIR:-$root/build/custom_ops_sanitize}
 cxx=${CXX:-c++}
 
+command -v cmake >/dev/null || { echo "sanitize_ops.sh: cmake not on PATH (needed to build the library)" >&2; exit 1; }
 gen=()
 if [[ ! -f $build/CMakeCache.txt ]] && command -v ninja >/dev/null; then gen=(-G Ninja); fi
 cmake -S "$root/custom_ops" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSNN_ONNX_SANITIZE=ON \
