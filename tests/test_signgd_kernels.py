@@ -354,3 +354,153 @@ def test_fuzz(so, op):
 
     one()
     assert n >= FUZZ_EXAMPLES
+
+
+# ---------------------------------------------------------------------------------------------
+# the CUDA kernels' bodies (custom_ops/src/cuda/signgd.cuh) run on the host (emulate.cc): the
+# thread layout, sample groups and count accumulation against the reference; a GPU run of the
+# same graphs is tests/test_cuda.py's (it skips without one)
+
+import ctypes  # noqa: E402
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+P_F, P_I64 = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_int64)
+I64, C_INT, C_F = ctypes.c_int64, ctypes.c_int, ctypes.c_float
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory):
+    cxx = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+    if not cxx:
+        pytest.skip("no C++ compiler on PATH: the host emulation of the CUDA kernels is not checked")
+    src = Path(__file__).resolve().parents[1] / "custom_ops" / "src"
+    out = tmp_path_factory.mktemp("sgemu") / "libsnn_sg_emu.so"
+    cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-shared", "-fPIC", "-I", str(src),
+           str(src / "cuda" / "emulate.cc"), "-o", str(out)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    lib = ctypes.CDLL(str(out))
+    lib.snn_emu_sg_neuron.argtypes = [P_F, P_F, P_F, P_I64, I64, I64, I64, P_F, P_F, P_F, P_F, P_F, P_F, C_INT, C_INT,
+                                      C_F, C_F, C_F, C_F, C_F, I64, C_INT]
+    lib.snn_emu_sg_codec.argtypes = [C_INT, P_F, P_F, I64, I64, I64, P_F, P_F, P_F, C_INT, I64]
+    lib.snn_emu_sg_neuron.restype = lib.snn_emu_sg_codec.restype = C_INT
+    return lib
+
+
+def _p(a):
+    return None if a is None else np.ascontiguousarray(a, F32).ctypes.data_as(P_F)
+
+
+def _expanded(p, sample, dflt):
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(dflt if p is None else p, F32), sample).reshape(-1))
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_cuda_bodies_emulated(emu, binary):
+    from snn_onnx.ops import signgd_math as sm
+
+    rng = np.random.default_rng(11 + binary)
+    fns = BINARY if binary else UNARY
+    for case in range(60):
+        fn = fns[case % len(fns)]
+        T = int(rng.integers(1, 24))
+        shape = rand_shape(rng, T)
+        B, sample, N = shape[0] // T, shape[1:], int(np.prod(shape[1:], dtype=np.int64))
+        a, b = rand_x(rng, shape), rand_x(rng, shape)
+        names = 5 if binary else 3
+        params = [rand_param(rng, sample, k == names - 1) for k in range(names)]
+        attrs = {"time_steps": T, "function": fn} if binary else attrs_for(rng, T, fn)
+        if binary and fn in ("div", "div_sqrt"):
+            attrs["denominator_floor"] = float(rng.choice([0.0, 0.3]))
+        counts = bool(rng.random() < 0.7)
+        force = int(rng.choice([0, 1, 4, 16])) if counts else 0
+        eta = sm.eta_table(T, attrs.get("eta0", 0.15), attrs.get("gamma", 0.95))
+        y = np.full(shape, np.nan, F32)
+        c = np.full([T, *sample], 987654321, np.int64) if counts else None
+        dflts = [1.0, 0.0, 1.0, 0.0, 1.0] if binary else [1.0, 0.0, 1.0]
+        ex = [_expanded(p, sample, d) for p, d in zip(params, dflts)]
+        offa, biasa = ex[0], ex[1]
+        offb, biasb = (ex[2], ex[3]) if binary else (None, None)
+        lam = ex[-1]
+        fidx = list(fns).index(fn)
+        rc = emu.snn_emu_sg_neuron(_p(a), _p(b) if binary else None, y.ctypes.data_as(P_F),
+                                   None if c is None else c.ctypes.data_as(P_I64), T, B, N, _p(offa), _p(biasa),
+                                   _p(offb), _p(biasb), _p(lam), _p(eta), int(binary), fidx,
+                                   attrs.get("alpha", 0.01), attrs.get("beta", 0.5), attrs.get("lo", -np.inf),
+                                   attrs.get("hi", np.inf), attrs.get("denominator_floor", 0.0),
+                                   int(rng.choice([1, 64, 10**6])), force)
+        assert rc == 0
+        if binary:
+            ry, rc_ = sg.sign_gd_neuron2(a, b, *params, **attrs)
+        else:
+            ry, rc_ = sg.sign_gd_neuron(a, *params, **attrs)
+        np.testing.assert_array_equal(y, ry, err_msg=f"{fn} case {case}")
+        if counts:
+            np.testing.assert_array_equal(c, rc_, err_msg=f"{fn} case {case}")
+
+
+def test_cuda_codec_bodies_emulated(emu):
+    from snn_onnx.ops import signgd_math as sm
+
+    rng = np.random.default_rng(13)
+    for case in range(40):
+        T = int(rng.integers(1, 24))
+        shape = rand_shape(rng, T)
+        B, sample, N = shape[0] // T, shape[1:], int(np.prod(shape[1:], dtype=np.int64))
+        eta = sm.eta_table(T, 0.15, 0.95)
+        z = rand_x(rng, shape)
+        off, bias = rand_param(rng, sample, False), rand_param(rng, sample, False)
+        y = np.full(shape, np.nan, F32)
+        assert emu.snn_emu_sg_codec(0, _p(z), y.ctypes.data_as(P_F), T, B, N, _p(_expanded(off, sample, 1.0)),
+                                    _p(_expanded(bias, sample, 0.0)), _p(eta), 0, 64) == 0
+        np.testing.assert_array_equal(y, sg.sign_gd_decode(z, off, bias, time_steps=T))
+        static = int(rng.random() < 0.5)
+        w = rand_x(rng, [B, *sample]) if static else z
+        y = np.full(shape, np.nan, F32)
+        assert emu.snn_emu_sg_codec(1, _p(w), y.ctypes.data_as(P_F), T, B, N, None, None, _p(eta), static, 64) == 0
+        np.testing.assert_array_equal(y, sg.sign_gd_encode(w, time_steps=T, static_input=static))
+
+
+def test_cuda_on_a_gpu(snn_library):
+    """The CUDA kernels on a GPU (CUDA provider alone, no CPU fallback): the randomized cases of
+    every SignGD op, large layouts included, bit-exact with the reference. Skips, saying why,
+    without a GPU, onnxruntime-gpu or a CUDA build of the library."""
+    from test_cuda import cuda_session, cuda_unavailable
+
+    reason = cuda_unavailable(snn_library)
+    if reason:
+        pytest.skip(f"CUDA parity not run: {reason}")
+    rng = np.random.default_rng(17)
+    for case in range(len(UNARY) + len(BINARY)):
+        binary = case >= len(UNARY)
+        fn = BINARY[case - len(UNARY)] if binary else UNARY[case]
+        for shape_kind in range(3):
+            T = int(rng.integers(1, 30))
+            shape = rand_shape(rng, T) if shape_kind < 2 else [T * 8, 64, 33]
+            sample = shape[1:]
+            attrs = {"time_steps": T, "function": fn} if binary else attrs_for(rng, T, fn)
+            data = [("a", rand_x(rng, shape)), ("b", rand_x(rng, shape))] if binary else [("x", rand_x(rng, shape))]
+            names = ["offset_a", "bias_a", "offset_b", "bias_b", "amplitude"] if binary else \
+                ["offset", "bias", "amplitude"]
+            params = [(n, rand_param(rng, sample, n == "amplitude")) for n in names]
+            counts = bool(rng.random() < 0.7)
+            op = "SignGDNeuron2" if binary else "SignGDNeuron"
+            model, feeds = build(op, [*data, *params], attrs, counts, n_data=len(data))
+            out = cuda_session(snn_library, model).run(None, feeds)
+            want = REFS[op](*[v for _, v in data], *[v for _, v in params], **attrs)
+            np.testing.assert_array_equal(out[0], want[0], err_msg=f"{fn} {shape}")
+            if counts:
+                np.testing.assert_array_equal(out[1], want[1], err_msg=f"{fn} {shape}")
+    for static in (0, 1):
+        T = 12
+        shape = [T * 4, 8, 5]
+        z = rand_x(rng, shape)
+        off = rand_param(rng, shape[1:], False)
+        model, feeds = build("SignGDDecode", [("z", z), ("offset", off)], {"time_steps": T}, False)
+        np.testing.assert_array_equal(cuda_session(snn_library, model).run(None, feeds)[0],
+                                      sg.sign_gd_decode(z, off, time_steps=T))
+        w = rand_x(rng, [4, 8, 5]) if static else z
+        model, feeds = build("SignGDEncode", [("w", w)], {"time_steps": T, "static_input": static}, False)
+        np.testing.assert_array_equal(cuda_session(snn_library, model).run(None, feeds)[0],
+                                      sg.sign_gd_encode(w, time_steps=T, static_input=static))
