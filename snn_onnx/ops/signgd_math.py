@@ -98,7 +98,8 @@ def phi32(x: np.ndarray) -> np.ndarray:
 def tanh32(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=F32)
     a = np.abs(x)
-    t = ONE - TWO / (exp32(TWO * np.minimum(a, TANH_ONE)) + ONE)
+    with np.errstate(over="ignore"):
+        t = ONE - TWO / (exp32(TWO * a) + ONE)  # exp overflows to +inf: t = 1
     t = np.where(a >= TANH_ONE, ONE, t)
     return np.where(x < ZERO, -t, t).astype(F32)
 

@@ -33,8 +33,8 @@ struct SgParams {
 SNN_HD float sg_rint(float v) { return (v + 12582912.0f) - 12582912.0f; }
 
 SNN_HD float sg_exp(float x) {
-  if (!(x == x)) return x;  // NaN
-  const float xc = x < -86.0f ? -86.0f : (x > 88.0f ? 88.0f : x);
+  const bool nan = !(x == x);
+  const float xc = nan ? 0.0f : (x < -86.0f ? -86.0f : (x > 88.0f ? 88.0f : x));
   const float kf = sg_rint(xc * 1.442695f);
   const float r = (xc - kf * 0.693359375f) - kf * -0.00021219444f;
   float p = 0.0001984127f;
@@ -46,7 +46,8 @@ SNN_HD float sg_exp(float x) {
   p = p * r + 1.0f;
   p = p * r + 1.0f;
   const float y = p * exp2_int(static_cast<int32_t>(kf));
-  return x > 88.0f ? exp2_int(128) : (x < -86.0f ? 0.0f : y);  // exp2_int(128): +inf
+  const float r2 = x > 88.0f ? exp2_int(128) : (x < -86.0f ? 0.0f : y);  // exp2_int(128): +inf
+  return nan ? x : r2;  // branch-free: the CPU loops vectorise
 }
 
 // erfc(z) for z >= 0 (NaN: the [1, 10) branch's value at z = 1, as the reference's selects)
@@ -85,8 +86,7 @@ SNN_HD float sg_phi(float x) {
 
 SNN_HD float sg_tanh(float x) {
   const float a = fabsf(x);
-  const float am = a > 9.0f ? 9.0f : a;  // np.minimum keeps NaN
-  float t = 1.0f - 2.0f / (sg_exp(2.0f * am) + 1.0f);
+  float t = 1.0f - 2.0f / (sg_exp(2.0f * a) + 1.0f);  // exp overflows to +inf: t = 1
   t = a >= 9.0f ? 1.0f : t;
   return x < 0.0f ? -t : t;
 }
