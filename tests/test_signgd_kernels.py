@@ -377,7 +377,8 @@ def emu(tmp_path_factory):
     src = Path(__file__).resolve().parents[1] / "custom_ops" / "src"
     out = tmp_path_factory.mktemp("sgemu") / "libsnn_sg_emu.so"
     cmd = [cxx, "-std=c++17", "-O2", "-ffp-contract=off", "-Wall", "-Wextra", "-shared", "-fPIC", "-I", str(src),
-           str(src / "cuda" / "emulate.cc"), "-o", str(out)]
+           str(src / "cuda" / "emulate.cc"), "-o", str(out),
+           *os.environ.get("SNN_ONNX_EMU_CXXFLAGS", "").split()]  # scripts/sanitize_ops.sh: the sanitizers
     res = subprocess.run(cmd, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr
     lib = ctypes.CDLL(str(out))
