@@ -127,6 +127,7 @@ def convert_signgd(
     cal_inputs = {k: v[:n_cal] for k, v in inputs.items()}
 
     # lower composite non-linearities, then the rule
+    t = time.perf_counter()
     progress("analyse", 0, 1)
     shifts = softmax_shifts(clean_proto, signgd_lower.softmax_inputs(graph), cal_inputs, bs)
     lowered = signgd_lower.lower(ir_model, lambda v: shifts[v.name])
@@ -141,8 +142,7 @@ def convert_signgd(
 
     t = time.perf_counter()
     lowered_proto = ir.to_proto(ir_model)
-    extra = [v.name for lo in leftovers for n in lo.nodes for v in [*n.inputs, *n.outputs] if v is not None
-             and v.name and v.name not in lowered_proto.graph.initializer]
+    extra = [v.name for lo in leftovers for n in lo.nodes for v in [*n.inputs, *n.outputs] if v is not None and v.name]
     cal = calibrate_sites(lowered_proto, sites, cal_inputs, calibration, bs,
                           lambda k: progress.step("calibrate", k, n_cal), extra=_value_names(lowered_proto, extra))
     timings["calibrate"] = time.perf_counter() - t
@@ -155,30 +155,8 @@ def convert_signgd(
     emit.fetch_shapes = lambda names: _shapes(lowered_proto, names, {k: v[:1] for k, v in cal_inputs.items()})
     for site in sites:
         emit.site(site)
-    tv = time_varying(graph)
+    compensated = _leftovers(emit, graph, leftovers, config.allow_compensation)
     forms = emit.forms
-    compensated: list[str] = []
-    refused = []
-    for lo in leftovers:
-        if not config.allow_compensation:
-            refused.append(lo)
-            continue
-        if not any(v is not None and v in tv for n in lo.nodes for v in n.inputs):
-            forms.append({"nonlinearity": lo.name, "ops": [n.op_type for n in lo.nodes], "form": "static",
-                          "why": "its inputs are the same at every step: computed once, as in the ANN"})
-            continue
-        emit.compensate(lo, tv)
-        compensated.append(lo.name)
-        forms.append({"nonlinearity": lo.name, "ops": [n.op_type for n in lo.nodes], "form": "compensated",
-                      "why": lo.reason})
-        tv = time_varying(graph)
-    if refused:
-        first = refused[0].nodes[-1]
-        others = "".join(f"; {r.nodes[-1].op_type} '{r.nodes[-1].name}'" for r in refused[1:4])
-        more = f" and {len(refused) - 4} more" if len(refused) > 4 else ""
-        raise ConversionError(
-            f"{refused[0].reason}{others}{more}: no SignGD form; allow_compensation=True / --allow-compensation "
-            "computes them on decoded values (not spiking)", first.name, first.op_type)
     progress("rewrite", 1, 3)
     carrying = batch_carrying(graph, data_inputs)
     builder.fix_reshapes(carrying, fixed_batch)
@@ -244,6 +222,31 @@ def convert_signgd(
         parity=parity, calibration=cal_meta, seconds=timings, mode="signgd", blocks=[], warnings=warn,
         explain=trace.lines(), cleanup=clean.describe(),
     )
+
+
+def _leftovers(emit: Emitter, graph: ir.Graph, leftovers: list, allow: bool) -> list[str]:
+    """Without ``allow`` every leftover is refused (one error naming the first, counting the
+    rest); with it, a leftover with static inputs is computed once as it is, the others are
+    compensated on decoded values. Returns the names of the compensated ones."""
+    if leftovers and not allow:
+        first = leftovers[0].nodes[-1]
+        others = "".join(f"; {lo.nodes[-1].op_type} '{lo.nodes[-1].name}'" for lo in leftovers[1:4])
+        more = f" and {len(leftovers) - 4} more" if len(leftovers) > 4 else ""
+        raise ConversionError(
+            f"{leftovers[0].reason}{others}{more}; allow_compensation=True / --allow-compensation computes "
+            "them on decoded values (not spiking)", first.name, first.op_type)
+    compensated: list[str] = []
+    for lo in leftovers:
+        tv = time_varying(graph)
+        form = {"nonlinearity": lo.name, "ops": [n.op_type for n in lo.nodes]}
+        if not any(v is not None and v in tv for n in lo.nodes for v in n.inputs):
+            emit.forms.append({**form, "form": "static",
+                               "why": "its inputs are the same at every step: computed once, as in the ANN"})
+            continue
+        emit.compensate(lo, tv)
+        compensated.append(lo.name)
+        emit.forms.append({**form, "form": "compensated", "why": lo.reason})
+    return compensated
 
 
 def _shapes(proto: onnx.ModelProto, names: list[str], feed: dict[str, np.ndarray]) -> dict[str, tuple[int, ...]]:
