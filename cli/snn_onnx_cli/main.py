@@ -116,8 +116,7 @@ def _get_ann(model: str, input_shape, num_classes, checkpoint, qcfs_levels, expo
     if qcfs_levels:  # QCFS activations in place of the ReLUs, before a QCFS checkpoint loads
         from snn_onnx_models.qcfs import qcfsify
 
-        def prepare(m):
-            qcfsify(m, qcfs_levels)
+        prepare = lambda m: qcfsify(m, qcfs_levels)  # noqa: E731
     module = build_module(model, num_classes=num_classes, checkpoint=checkpoint, prepare=prepare)
     shape = input_shape or default_input_shape(module)
     if shape is None:

@@ -117,7 +117,6 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
         from snn_onnx import metadata as md
         from snn_onnx import CalibrationConfig
         from snn_onnx.load import load_onnx
-        from snn_onnx.errors import DataError
         from snn_onnx.report import full_report, provenance, run_report
 
         model, is_example = resolve_model_arg(model)

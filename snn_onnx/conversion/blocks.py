@@ -281,7 +281,7 @@ def identify_function(
 
 
 def _ref_functions() -> dict[str, callable]:
-    from math import erf, sqrt, tanh, pi
+    from math import erf, pi, sqrt
 
     def gelu(x):
         return 0.5 * x * (1.0 + np.vectorize(erf)(x / sqrt(2.0)))

@@ -9,7 +9,7 @@ import onnx_ir as ir
 
 from ..errors import ConversionError
 from ..ops import schema
-from .graph_utils import Namer, add_initializer, const_array, insert_after_producer, is_float, make_node, reachable
+from .graph_utils import Namer, add_initializer, const_array, is_float, make_node, reachable
 from .rules import Site, tag
 
 # the neuron models by name (one vocabulary for the CLI, Python and the metadata) -> their op

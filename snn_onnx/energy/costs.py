@@ -15,6 +15,9 @@ reported as free:
 * every other non-linear op (``onnx_table.COMPENSABLE_OPS``): 1 per output element;
 * ``TemporalMean`` / ``TemporalDelta``: 1 per element and step (a running sum and one scale;
   ``t*x_t - (t-1)*x_{t-1}`` reuses the previous step's product);
+* ``CompensatedElementwise`` (the fused block): what the same block costs unfused, i.e. its
+  TemporalMean and TemporalDelta (1 + 1 per element and step) plus ``f`` as the ONNX ops of
+  ``FUNCTION_OPS`` cost by the rules above (``function_macs``);
 * linear ops (Add, Reshape, AveragePool, BatchNormalization, scaling by constants, ...):
   free: on spikes they are folded into the next layer's weights, on analog values they are
   negligible next to the synaptic ops, and the ANN's count leaves them out in the same way.
@@ -30,6 +33,20 @@ import onnx
 from ..ops import onnx_table
 
 Shape = tuple[int, ...]
+
+
+# CompensatedElementwise's ``function`` as ONNX ops (op type, number of time-varying inputs):
+# its f costs what these cost, so a fused block costs the same as the unfused one.
+FUNCTION_OPS: dict[str, tuple[tuple[str, int], ...]] = {
+    "gelu": (("Gelu", 1),),
+    "gelu_tanh": (("Gelu", 1),),  # approximate="tanh"
+    "silu": (("Sigmoid", 1), ("Mul", 2)),  # x * Sigmoid(x)
+    "sigmoid": (("Sigmoid", 1),),
+    "tanh": (("Tanh", 1),),
+    "hardsigmoid": (("HardSigmoid", 1),),
+    "hardswish": (("HardSwish", 1),),
+    "relu": (("Relu", 1),),
+}
 
 
 def _size(shape: Shape) -> int:
@@ -54,3 +71,16 @@ def op_macs(node: onnx.NodeProto, in_shapes: Sequence[Shape | None], out_shapes:
     if entry.cost == onnx_table.PER_ELEMENT:
         return entry.macs_per_element * _size(out) if out is not None else None
     return None
+
+
+def function_macs(function: str, elements: int) -> int:
+    """MACs of ``f`` of a CompensatedElementwise node over ``elements`` values (one run), as the
+    ops of ``FUNCTION_OPS`` cost unfused."""
+    if function not in FUNCTION_OPS:
+        raise ValueError(f"CompensatedElementwise function {function!r} has no cost rule (costs.FUNCTION_OPS)")
+    total = 0
+    for op, n_varying in FUNCTION_OPS[function]:
+        macs = op_macs(onnx.helper.make_node(op, ["x"] * n_varying, ["y"]), [(elements,)] * n_varying, [(elements,)],
+                       n_varying)
+        total += macs or 0
+    return total

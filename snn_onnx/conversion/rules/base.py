@@ -13,7 +13,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-from ...naming import readable_name  # noqa: F401  (re-exported for the rules)
+from ...naming import readable_name  # noqa: F401  (re-exported for the rules)  # noqa
 
 
 @dataclass
