@@ -104,12 +104,15 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
     @energy_options
     @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
     @click.option("--no-tensorboard", is_flag=True, help="Do not write TensorBoard event files.")
+    @click.option("--potentials", is_flag=True,
+                  help="Also record the neurons' membrane potentials: per-layer histograms and the fraction near "
+                       "threshold (plots, potentials.csv, TensorBoard PotentialHist/ and PotentialNearThresh/).")
     @calib_options
     @model_options
     @click.option("--quiet", is_flag=True, help="Print only the folder written.")
     @handle_errors
     def report_cmd(model, data_source, event_input, limit, time_steps, neuron, leak, reset, v_init, signed_eps, ann_path,
-                   runs_dir, name, e_ac, e_mac, batch_size, no_tensorboard, calib_method, percentile, per_channel,
+                   runs_dir, name, e_ac, e_mac, batch_size, no_tensorboard, potentials, calib_method, percentile, per_channel,
                    num_calib, input_shape, num_classes, checkpoint, qcfs_levels, exporter, quiet):
         """Convert MODEL (default: the bundled digits example), run it on test data and write a
         run folder: config.json, summary.json, CSVs, PNG plots, report.html and TensorBoard
@@ -197,7 +200,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
             with progress.step("run and measure"):
                 run, folder = run_report(
                     ann, test_x, test.y, None, time_steps=time_steps, calibration=None, energy=cfg, runs_dir=runs_dir,
-                    name=run_name, batch_size=batch_size, tensorboard=not no_tensorboard, snn=snn,
+                    name=run_name, batch_size=batch_size, tensorboard=not no_tensorboard, snn=snn, potentials=potentials,
                     config={"model": "bundled example digits_qcfs_cnn.onnx" if is_example else model,
                             "data": {"source": source, "name": test.name, "split": "test", "limit": limit},
                             "provenance": report_prov, "command": " ".join(["snn-onnx", *sys.argv[1:]])},

@@ -1,7 +1,8 @@
 """Run folders ``<runs>/<name>/<timestamp>/`` and the dashboard across them.
 
 A run folder holds ``config.json`` (how the run was made), ``summary.json`` (every number the
-report shows), ``layers.csv``, ``spiking_layers.csv``, ``anytime.csv``, ``plots/*.png``,
+report shows), ``layers.csv``, ``spiking_layers.csv``, ``anytime.csv``, ``potentials.csv`` (runs
+measured with potentials), ``plots/*.png``,
 ``report.html`` (self-contained) and ``tensorboard/`` (event files).
 ``aggregate(runs)`` writes ``<runs>/runs.csv`` (one row per run) and ``<runs>/dashboard.png``.
 """
@@ -76,6 +77,11 @@ def write_run(run: RunResult, runs_dir: str | Path = "runs", *, name: str | None
     _write_csv(folder / "spiking_layers.csv",
                ["layer", "op", "neurons", "firing_rate", *[f"rate_t{t}" for t in range(1, T + 1)]],
                [[n.site, n.op, n.neurons, f"{n.rate:.6g}", *[f"{r:.6g}" for r in n.rate_per_step]] for n in e.neurons])
+    if run.potentials:
+        _write_csv(folder / "potentials.csv",
+                   ["layer", "op", "unit", "near_threshold", *[f"near_t{t}" for t in range(1, T + 1)], "non_finite"],
+                   [[k, p["op"], p["unit"], f"{p['near_overall']:.6g}", *[f"{v:.6g}" for v in p["near"]],
+                     int(sum(p["non_finite"]))] for k, p in run.potentials.items()])
     _write_csv(folder / "anytime.csv", ["t", "accuracy", "agreement", "firing_rate", "energy_pj"],
                [[p.t, "" if p.accuracy is None else f"{p.accuracy:.6g}", "" if p.agreement is None else f"{p.agreement:.6g}",
                  f"{p.firing_rate:.6g}", f"{p.energy_pj:.6g}"] for p in run.anytime])

@@ -68,11 +68,14 @@ def make_session(
 class SnnOutput:
     """Outputs of one SNN run. ``outputs``: mean over T (same names as the ANN);
     ``per_step``: running mean after each step ``[T, B, ...]``; ``spike_counts``: per spiking
-    layer, spikes per step and neuron summed over the batch ``[T, *neuron shape]``."""
+    layer, spikes per step and neuron summed over the batch ``[T, *neuron shape]``;
+    ``potentials``: per spiking layer, the membrane potentials ``[T, B, *neuron shape]``
+    (only from a ``Session(..., potentials=True)``; docs/ops.md)."""
 
     outputs: dict[str, np.ndarray]
     per_step: dict[str, np.ndarray] = field(default_factory=dict)
     spike_counts: dict[str, np.ndarray] = field(default_factory=dict)
+    potentials: dict[str, np.ndarray] = field(default_factory=dict)
     batch_size: int = 0
     time_steps: int = 0
 
@@ -94,6 +97,10 @@ class Session:
     >>> out = sess.run(x)             # x: [B, ...] like the ANN's input
     >>> out = sess.run(frames)        # an event input: [T*B, ...] or [T, B, ...] (folded here)
     >>> out.outputs["logits"], out.firing_rates()
+
+    ``potentials=True`` declares the neurons' membrane-potential output (a debug output the
+    converter leaves off, docs/ops.md) on the model in memory: ``run`` then also returns
+    ``potentials`` per layer, and ``potential_sites`` says what each layer's threshold is.
     """
 
     def __init__(
@@ -101,6 +108,7 @@ class Session:
         model: str | Path | onnx.ModelProto,
         providers: Sequence[str] | None = None,
         sess_options: ort.SessionOptions | None = None,
+        potentials: bool = False,
     ):
         proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
         meta = md.read(proto)
@@ -113,11 +121,19 @@ class Session:
         self._counts = {s["counts"]: s["site"] for s in self.sites if s.get("counts")}
         self._per_step = {v: k for k, v in meta.get("outputs", {}).items()}
         self.input_kinds: dict[str, str] = meta.get("inputs", {})
+        self.potential_sites: list = []
+        if potentials:
+            from .potentials import declare
+
+            proto, self.potential_sites = declare(proto, self.sites)
+        self._potentials = {p.output: p.site for p in self.potential_sites}
         self.model = proto
         self._sess = make_session(proto, providers, sess_options)
         self.input_names = [i.name for i in self._sess.get_inputs()]
         self._input_meta = {i.name: i for i in self._sess.get_inputs()}
-        self.output_names = [o.name for o in self._sess.get_outputs() if o.name not in self._counts and o.name not in self._per_step]
+        self.output_names = [o.name for o in self._sess.get_outputs()
+                             if o.name not in self._counts and o.name not in self._per_step
+                             and o.name not in self._potentials]
         self.providers = self._sess.get_providers()
 
     @property
@@ -155,13 +171,17 @@ class Session:
             feed[name] = arr
         return feed
 
-    def run(self, inputs: np.ndarray | Mapping[str, np.ndarray], spike_counts: bool = True, per_step: bool = True) -> SnnOutput:
+    def run(self, inputs: np.ndarray | Mapping[str, np.ndarray], spike_counts: bool = True, per_step: bool = True,
+            potentials: bool = True) -> SnnOutput:
+        """``potentials``: return them when the session declares them (``potentials=True``)."""
         feed = self._feed(inputs)
         names = list(self.output_names)
         if per_step:
             names += list(self._per_step)
         if spike_counts:
             names += list(self._counts)
+        if potentials:
+            names += list(self._potentials)
         try:
             values = self._sess.run(names, feed)
         except Exception as err:
@@ -172,6 +192,8 @@ class Session:
             outputs={n: res[n] for n in self.output_names},
             per_step={self._per_step[n]: res[n] for n in names if n in self._per_step},
             spike_counts={self._counts[n]: res[n] for n in names if n in self._counts},
+            potentials={self._potentials[n]: res[n].reshape(self.time_steps, -1, *res[n].shape[1:])
+                        for n in names if n in self._potentials},
             batch_size=batch,
             time_steps=self.time_steps,
         )
