@@ -12,9 +12,11 @@ import csv
 import datetime as _dt
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
+from .. import files
 from ..errors import DataError, OutputExistsError
 from . import html, panels, plots
 from .measure import RunResult
@@ -59,6 +61,15 @@ def write_run(run: RunResult, runs_dir: str | Path = "runs", *, name: str | None
     name = safe_name(name or run.name)
     run.config["name"] = name
     folder = _new_folder(root, name, timestamp)
+    try:
+        _write_run_files(run, root, name, folder, tensorboard)
+    except BaseException:  # an error or a signal: no half-written run folder for aggregate to read
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder
+
+
+def _write_run_files(run: RunResult, root: Path, name: str, folder: Path, tensorboard: bool) -> None:
     created = _dt.datetime.now().isoformat(timespec="seconds")
     config = {**run.config, "created": created}
     (folder / "config.json").write_text(json.dumps(html._jsonable(config), indent=2, sort_keys=True) + "\n")
@@ -87,7 +98,6 @@ def write_run(run: RunResult, runs_dir: str | Path = "runs", *, name: str | None
     (folder / "report.html").write_text(html.render(run, pngs, created), encoding="utf-8")
     if tensorboard:
         write_events(run, folder / "tensorboard")
-    return folder
 
 
 def load_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
@@ -148,11 +158,11 @@ def aggregate(runs_dir: str | Path = "runs") -> tuple[Path, Path, int]:
     if not runs:
         raise DataError(f"no runs under {root} (expected {root}/<name>/<timestamp>/summary.json)")
     csv_path = root / "runs.csv"
-    with csv_path.open("w", newline="") as f:
+    with files.atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=RUN_COLUMNS)
         w.writeheader()
         for r in runs:
             w.writerow(run_row(r))
     png = root / "dashboard.png"
-    png.write_bytes(plots.dashboard(dashboard_points(runs)))
+    files.write_bytes(png, plots.dashboard(dashboard_points(runs)))
     return csv_path, png, len(runs)
