@@ -582,6 +582,9 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
         raise click.UsageError("--force does not apply: it lets --json-out replace a file")
     if report_dir:
         check_folder(report_dir, "--report")
+        from snn_onnx.energy import EnergyConfig
+
+        EnergyConfig(e_ac_pj=e_ac, e_mac_pj=e_mac)  # refuses NaN / negative prices now, not after the runs
     else:
         refuse(("e_ac", "e_mac"), "energy prices are for the run folders of --report")
     ts = parse_time_steps(t_list)
