@@ -1,7 +1,7 @@
 """The memory estimate (snn_onnx/runtime/memory.py) against the memory a run really takes.
 
 For each model, neuron, T and batch: the SNN is converted here; a fresh child process loads it
-in ``snn_onnx.Session``, notes its resident memory, resets the kernel's peak counter
+in ``snn_onnx.Session``, trims the C heap, notes its resident memory, resets the kernel's peak counter
 (``/proc/self/clear_refs``), runs the batch once and reads the peak (``VmHWM``). The run's
 memory is the peak minus the resident memory before it; the estimate is the activations part
 of ``memory.estimate`` (the weights are loaded before the run starts, as in ``Session.run``'s
@@ -39,9 +39,14 @@ def status(key):
     for line in Path('/proc/self/status').read_text().splitlines():
         if line.startswith(key + ':'):
             return int(line.split()[1]) * 1024
-path, shape = sys.argv[1], json.loads(sys.argv[2])
-sess = snn_onnx.Session(path)
+import onnxruntime as ort
+path, shape, arena = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "arena"
+so = ort.SessionOptions()
+so.enable_cpu_mem_arena = arena
+sess = snn_onnx.Session(path, sess_options=so)
 x = np.random.default_rng(0).random(shape).astype(np.float32)
+import ctypes
+ctypes.CDLL("libc.so.6").malloc_trim(0)  # the C heap's free blocks back to the system first
 before = status('VmRSS')
 Path('/proc/self/clear_refs').write_text('5')  # peak RSS := current RSS
 sess.run(x)
@@ -105,20 +110,24 @@ def measure(row: dict, workdir: Path, cache: dict) -> dict:
     path = cache[key]
     shape = [row["B"], *cache[row["model"]][2]]
     est = memory.estimate(onnx.load(str(path)), {"input": shape})
-    proc = subprocess.run([sys.executable, "-c", CHILD, str(path), json.dumps(shape)], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(map(str, (ROOT, ROOT / "models"))),
-                               memory.ENV: "off"})
-    if proc.returncode != 0:
-        raise SystemExit(f"child failed for {row}: {proc.stderr.strip().splitlines()[-1]}")
-    got = json.loads(proc.stdout.strip().splitlines()[-1])
-    run = got["peak"] - got["before"]
+    runs = {}
+    for arena in ("arena", "no-arena"):
+        proc = subprocess.run([sys.executable, "-c", CHILD, str(path), json.dumps(shape), arena], capture_output=True,
+                              text=True, env={**os.environ, memory.ENV: "off",
+                                              "PYTHONPATH": os.pathsep.join(map(str, (ROOT, ROOT / "models")))})
+        if proc.returncode != 0:
+            raise SystemExit(f"child failed for {row}: {proc.stderr.strip().splitlines()[-1]}")
+        got = json.loads(proc.stdout.strip().splitlines()[-1])
+        runs[arena] = got["peak"] - got["before"]
+    run = runs["arena"]
     return {**row, "estimate": est.activations, "checked": est.need(loaded=True), "weights": est.weights,
             "largest": est.largest[1], "unknown": len(est.unknown), "measured": run, "ratio": run / est.activations,
-            "ratio_checked": run / est.need(loaded=True)}
+            "ratio_checked": run / est.need(loaded=True), "measured_no_arena": runs["no-arena"],
+            "ratio_no_arena": runs["no-arena"] / est.activations}
 
 
 def render(rows: list[dict]) -> str:
-    from snn_onnx.runtime.memory import ARENA_FACTOR, format_bytes
+    from snn_onnx.runtime.memory import ALLOCATOR_FACTOR, format_bytes
 
     ratios = [r["ratio"] for r in rows]
     checked = [r["ratio_checked"] for r in rows]
@@ -128,21 +137,24 @@ def render(rows: list[dict]) -> str:
         "`python benchmarks/memory_estimate.py` (this file is its output; the machine was shared, which",
         "does not change resident memory). Per row: the tensors `snn_onnx.runtime.memory.estimate`",
         "finds live at once in one run of the SNN on a batch of B; what `Session.run` checks against",
-        f"the free memory (the tensors x{ARENA_FACTOR}, for ONNX Runtime's CPU memory arena); and the",
+        f"the free memory (the tensors x{ALLOCATOR_FACTOR}, for ONNX Runtime's CPU memory arena); and the",
         "resident memory the run added in a fresh process (peak `VmHWM` minus `VmRSS` before the run,",
-        "after the session was created: its first run, when the arena grows). resnet18: random init,",
-        "layout only.",
+        "after the session was created and `malloc_trim` gave the C heap's free blocks back: its first",
+        "run, when the arena grows), and the same with the arena turned off (the C heap then keeps",
+        "freed blocks between tensors). resnet18: random init, layout only.",
         "",
         "| model | neuron | T | B | tensors (estimate) | checked | measured | measured / tensors | "
-        "measured / checked |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "measured / checked | measured, arena off | arena off / tensors |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(f"| {r['model']} | {r['neuron']} | {r['T']} | {r['B']} | {format_bytes(r['estimate'])} | "
                      f"{format_bytes(r['checked'])} | {format_bytes(r['measured'])} | {r['ratio']:.2f} | "
-                     f"{r['ratio_checked']:.2f} |")
+                     f"{r['ratio_checked']:.2f} | {format_bytes(r['measured_no_arena'])} | {r['ratio_no_arena']:.2f} |")
+    off = [r["ratio_no_arena"] for r in rows]
     lines += ["", f"measured / tensors: {min(ratios):.2f} … {max(ratios):.2f}; measured / checked: "
-              f"{min(checked):.2f} … {max(checked):.2f} over {len(rows)} runs."]
+              f"{min(checked):.2f} … {max(checked):.2f}; with the arena off (`enable_cpu_mem_arena = False`), "
+              f"measured / tensors: {min(off):.2f} … {max(off):.2f}; over {len(rows)} configurations."]
     return "\n".join(lines) + "\n"
 
 

@@ -154,7 +154,7 @@ def test_huge_t_is_refused_with_the_estimate(example, monkeypatch):
     monkeypatch.setenv(memory.ENV, "2G")
     t0 = time.perf_counter()
     with pytest.raises(MemoryLimitError, match=r"T=100000 on a batch of 16\) needs about 57\.\d GB \(28\.\d GB of tensors "
-                                               r"at once; x2 for ONNX Runtime's memory arena; .* 2\.0 GB is free"):
+                                               r"at once, x2 for ONNX Runtime's memory arena; .* 2\.0 GB is free"):
         snn_onnx.convert(str(ann_path), time_steps=100000)
     assert time.perf_counter() - t0 < 120  # the sweep's run failed after 27 s inside a kernel
     monkeypatch.setenv(memory.ENV, "100K")

@@ -10,9 +10,9 @@ ops' shape rules from :mod:`snn_onnx.ops.shapes`) gives the size of every tensor
 nodes in order, a tensor lives from the node that makes it to its last reader (graph outputs
 to the end), as ONNX Runtime's allocation planner reuses buffers; the peak of the live bytes
 plus the weights is the estimate. Tensors whose size shape inference cannot tell are left out.
-ONNX Runtime's CPU memory arena (on by default) grows in powers of two and keeps what it took:
-a first run touches up to twice the tensors' bytes (measured: docs/memory_estimate.md), so the
-check counts the activations twice where the arena is on.
+The allocator takes more than the tensors: ONNX Runtime's CPU arena (on by default) grows in
+powers of two and a first run touches up to twice the tensors' bytes (measured 1.9-2.1x on
+CNNs, docs/memory_estimate.md), so the check counts the activations twice.
 
 **The budget** (:func:`available`): the smallest of the memory Linux reports available
 (``MemAvailable``), the free room under a cgroup limit (containers) and under an address-space
@@ -37,7 +37,7 @@ import onnx
 from ..errors import MemoryLimitError, SnnOnnxError
 
 ENV = "SNN_ONNX_MEMORY_LIMIT"
-ARENA_FACTOR = 2  # ONNX Runtime's CPU arena on a first run, measured 1.9-2.0x (docs/memory_estimate.md)
+ALLOCATOR_FACTOR = 2  # ONNX Runtime's CPU arena on a first run: 1.9-2.1x measured (docs/memory_estimate.md)
 _SMALL_INITIALIZER = 4096  # elements; larger weights are not needed by shape inference
 
 
@@ -49,20 +49,19 @@ class MemoryEstimate:
     largest: tuple[str, int] = ("", 0)  # the largest single tensor
     unknown: list[str] = field(default_factory=list)  # tensors of unknown size (left out)
 
-    def need(self, loaded: bool = False, arena: bool = True) -> int:
-        """Bytes a run must still find: the activations (twice with ONNX Runtime's arena), plus
-        the weights unless a session holds them already."""
-        return self.activations * (ARENA_FACTOR if arena else 1) + (0 if loaded else self.weights)
+    def need(self, loaded: bool = False) -> int:
+        """Bytes a run must still find: the activations twice (the allocator's share), plus the
+        weights unless a session holds them already."""
+        return self.activations * ALLOCATOR_FACTOR + (0 if loaded else self.weights)
 
-    def describe(self, loaded: bool = False, arena: bool = True) -> str:
-        parts = [f"{format_bytes(self.activations)} of tensors at once"]
-        if arena:
-            parts.append(f"x{ARENA_FACTOR} for ONNX Runtime's memory arena")
+    def describe(self, loaded: bool = False) -> str:
+        parts = [f"{format_bytes(self.activations)} of tensors at once, x{ALLOCATOR_FACTOR} for ONNX Runtime's "
+                 "memory arena"]
         if not loaded:
             parts.append(f"{format_bytes(self.weights)} of weights")
         if self.largest[1]:
             parts.append(f"largest tensor '{self.largest[0]}': {format_bytes(self.largest[1])}")
-        return f"about {format_bytes(self.need(loaded, arena))} ({'; '.join(parts)})"
+        return f"about {format_bytes(self.need(loaded))} ({'; '.join(parts)})"
 
 
 def format_bytes(n: float) -> str:
@@ -243,12 +242,11 @@ def _vm_size() -> int:
 
 
 def check(model: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]], what: str,
-          hint: str = "lower T or feed fewer samples at once", *, loaded: bool = False,
-          arena: bool = True) -> MemoryEstimate | None:
+          hint: str = "lower T or feed fewer samples at once", *, loaded: bool = False) -> MemoryEstimate | None:
     """Refuse (:class:`MemoryLimitError`) a run whose estimate exceeds :func:`available`.
     ``what`` names the run in the message ("running the SNN (T=8) on a batch of 16");
-    ``loaded``: a session holds the weights already; ``arena``: ONNX Runtime's CPU arena is on."""
-    return RunMemory(model).check(input_shapes, what, hint, loaded=loaded, arena=arena)
+    ``loaded``: a session holds the weights already."""
+    return RunMemory(model).check(input_shapes, what, hint, loaded=loaded)
 
 
 class RunMemory:
@@ -274,14 +272,13 @@ class RunMemory:
         return est
 
     def check(self, input_shapes: Mapping[str, Sequence[int]], what: str,
-              hint: str = "lower T or feed fewer samples at once", *, loaded: bool = False,
-              arena: bool = True) -> MemoryEstimate | None:
+              hint: str = "lower T or feed fewer samples at once", *, loaded: bool = False) -> MemoryEstimate | None:
         budget = available()
         if budget is None:
             return None
         est = self.estimate(input_shapes)
         limit, source = budget
-        if est.need(loaded, arena) > limit:
-            raise MemoryLimitError(f"{what} needs {est.describe(loaded, arena)} but {format_bytes(limit)} is free "
+        if est.need(loaded) > limit:
+            raise MemoryLimitError(f"{what} needs {est.describe(loaded)} but {format_bytes(limit)} is free "
                                    f"({source}); {hint} (or set {ENV}=off to run it anyway)")
         return est

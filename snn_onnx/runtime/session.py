@@ -172,8 +172,7 @@ class Session:
         if self._memory is not None:
             self._memory.check({k: v.shape for k, v in feed.items()},
                                f"running the SNN (T={self.time_steps}) on a batch of {self._batch(feed)}",
-                               "lower T or run fewer samples at once", loaded=True,
-                               arena=self._sess.get_session_options().enable_cpu_mem_arena)
+                               "lower T or run fewer samples at once", loaded=True)
         names = list(self.output_names)
         if per_step:
             names += list(self._per_step)
