@@ -22,8 +22,8 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import stat
-import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -63,15 +63,34 @@ def check_output_path(output: str | os.PathLike, force: bool = False, *, suffix:
     return out
 
 
+@contextlib.contextmanager
+def _temp_file(folder: Path, prefix: str) -> Iterator[str]:
+    """A new empty file ``<folder>/<prefix><random>.tmp`` (mode 0600), removed when the block
+    ends unless renamed away. The name is chosen before the file is made, so an exception at
+    any point (a signal handler raising inside ``os.open``'s return included) still finds it:
+    ``tempfile.mkstemp`` would create the file before the caller learns its name."""
+    path: str | None = str(folder / f"{prefix}{secrets.token_hex(8)}{TEMP_SUFFIX}")
+    try:
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # 2^-64: someone else's file, leave it alone
+            taken, path = path, None
+            raise OSError(errno.EEXIST, "temporary file name taken", taken) from None
+        os.close(fd)
+        yield path
+    finally:
+        if path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
 def probe_writable(folder: Path) -> None:
     """Create and remove a temporary file in ``folder``; refuse it when that fails."""
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".snn-onnx-probe.", suffix=TEMP_SUFFIX, dir=folder)
+        with _temp_file(Path(folder), ".snn-onnx-probe."):
+            pass
     except OSError as err:
         raise OutputExistsError(f"output directory '{folder}' is not writable ({_reason(err)})") from None
-    os.close(fd)
-    with contextlib.suppress(OSError):
-        os.unlink(tmp)
 
 
 def umask() -> int:
@@ -104,20 +123,12 @@ def atomic_path(output: str | os.PathLike) -> Iterator[str]:
     become :class:`OutputWriteError` naming the output."""
     out = Path(output)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(out), suffix=TEMP_SUFFIX, dir=out.parent)
-    except OSError as err:
-        raise OutputWriteError(f"cannot write {out}: {_reason(err)}") from None
-    try:
-        os.close(fd)
-        try:
+        with _temp_file(out.parent, temp_prefix(out)) as tmp:
             yield tmp
             os.chmod(tmp, new_file_mode(out))
             os.replace(tmp, out)
-        except OSError as err:
-            raise OutputWriteError(f"cannot write {out}: {_reason(err)}") from None
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    except OSError as err:
+        raise OutputWriteError(f"cannot write {out}: {_reason(err)}") from None
 
 
 def atomic_write(output: str | os.PathLike, write: Callable[[str], None]) -> Path:
