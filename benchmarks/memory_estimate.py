@@ -24,8 +24,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 for p in (ROOT, ROOT / "models", ROOT / "cli"):
     sys.path.insert(0, str(p))
@@ -168,7 +166,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for row in configs(args.quick):
             r = measure(row, Path(tmp), cache)
-            print(f"{r['model']:<30} {r['neuron']:<16} T={r['T']:<5} B={r['B']:<3} estimate {r['estimate'] / 1e6:9.1f} MB  "
+            print(f"{r['model']:<30} {r['neuron']:<16} T={r['T']:<5} B={r['B']:<3} "
+                  f"estimate {r['estimate'] / 1e6:9.1f} MB  "
                   f"measured {r['measured'] / 1e6:9.1f} MB  measured/tensors {r['ratio']:.2f}  measured/checked "
                   f"{r['ratio_checked']:.2f}", flush=True)
             rows.append(r)

@@ -153,8 +153,9 @@ def test_huge_t_is_refused_with_the_estimate(example, monkeypatch):
     ann_path, snn_path = example
     monkeypatch.setenv(memory.ENV, "2G")
     t0 = time.perf_counter()
-    with pytest.raises(MemoryLimitError, match=r"T=100000 on a batch of 16\) needs about 57\.\d GB \(28\.\d GB of tensors "
-                                               r"at once, x2 for ONNX Runtime's memory arena; .* 2\.0 GB is free"):
+    expected = (r"T=100000 on a batch of 16\) needs about 57\.\d GB \(28\.\d GB of tensors at once, x2 for "
+                r"ONNX Runtime's memory arena; .* 2\.0 GB is free")
+    with pytest.raises(MemoryLimitError, match=expected):
         snn_onnx.convert(str(ann_path), time_steps=100000)
     assert time.perf_counter() - t0 < 120  # the sweep's run failed after 27 s inside a kernel
     monkeypatch.setenv(memory.ENV, "100K")
@@ -237,7 +238,8 @@ def test_a_signal_while_the_snn_is_written_leaves_no_temporary_file(big_ann, tmp
     signal: it exits 128 + signal with one line, and leaves neither the temporary file nor a
     partial output."""
     out = tmp_path / "out.onnx"
-    proc = subprocess.Popen(cli_command("convert", str(big_ann), "-o", str(out), "-T", "2", "--neuron", "if", "--quiet"),
+    args = ("convert", str(big_ann), "-o", str(out), "-T", "2", "--neuron", "if", "--quiet")
+    proc = subprocess.Popen(cli_command(*args),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=tmp_path)
     caught = None
     deadline = time.monotonic() + 600
@@ -291,7 +293,8 @@ def test_run_output_unwritable_folder_is_refused_before_running(example, tmp_pat
         if how is None:
             pytest.skip("no folder here refuses new files to this process (root without chattr)")
         before = snapshot(tmp_path)
-        res = invoke("run", str(snn_path), "--input", str(tmp_path / "x.npy"), "--output", str(tmp_path / "ro" / "o.npz"))
+        res = invoke("run", str(snn_path), "--input", str(tmp_path / "x.npy"),
+                     "--output", str(tmp_path / "ro" / "o.npz"))
         assert_one_line_error(res.exit_code, res.stderr, res.output, 1, "not writable")
         assert res.stdout == "" and snapshot(tmp_path) == before
 
@@ -339,3 +342,19 @@ def test_memory_limit_off_and_bad(monkeypatch):
     monkeypatch.delenv(memory.ENV)
     budget = memory.available()
     assert budget is None or budget[0] > 0
+
+
+def test_a_report_that_fails_half_way_leaves_no_run_folder(tmp_path, monkeypatch):
+    """The TensorBoard writer, the last step of a run folder, interrupted (Ctrl-C): the folder
+    it was filling, and the folders made for it, are gone; the command says so in one line."""
+    import snn_onnx.report.runs as runs
+
+    def interrupted(run, logdir):
+        Path(logdir).mkdir()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs, "write_events", interrupted)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["report", "--limit", "16", "-T", "4", "--quiet", "--runs-dir", "runs"])
+    assert res.exit_code == 1 and res.stderr.strip() == "error: aborted", (res.exit_code, res.output)
+    assert list(tmp_path.iterdir()) == []

@@ -69,9 +69,9 @@ def _onnx_schema(spec: OpSchema) -> defs.OpSchema:
         outputs.append(defs.OpSchema.FormalParameter("counts", "C", param_option=optional))
         constraints.append(("C", ["tensor(int64)"], ""))
     kinds = {int: defs.OpSchema.AttrType.INT, float: defs.OpSchema.AttrType.FLOAT, str: defs.OpSchema.AttrType.STRING}
-    attrs = [defs.OpSchema.Attribute(name, kinds[type(default)] if default is not None else
-                                     (defs.OpSchema.AttrType.STRING if name == "function" else defs.OpSchema.AttrType.INT),
-                                     "", required=False)
+    required = {"time_steps": int, "function": str}  # the attributes without a default
+    attrs = [defs.OpSchema.Attribute(name, kinds[type(default) if default is not None else required[name]], "",
+                                     required=False)
              for name, default in spec.attributes.items()]
     schema = defs.OpSchema(spec.name, DOMAIN, OPSET_VERSION, inputs=inputs, outputs=outputs,
                            type_constraints=constraints, attributes=attrs)

@@ -8,6 +8,7 @@ report shows), ``layers.csv``, ``spiking_layers.csv``, ``anytime.csv``, ``plots/
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import json
@@ -60,11 +61,15 @@ def write_run(run: RunResult, runs_dir: str | Path = "runs", *, name: str | None
         raise OutputExistsError(f"runs folder {root} exists and is not a folder")
     name = safe_name(name or run.name)
     run.config["name"] = name
+    new_dirs = [d for d in (root / name, root) if not d.exists()]  # made here: removed with a failed run
     folder = _new_folder(root, name, timestamp)
     try:
         _write_run_files(run, root, name, folder, tensorboard)
     except BaseException:  # an error or a signal: no half-written run folder for aggregate to read
         shutil.rmtree(folder, ignore_errors=True)
+        for d in new_dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()
         raise
     return folder
 
