@@ -73,8 +73,9 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
     commands share (model resolution, data loading, option decorators)."""
     from . import event_data
     from .options import (
-        CALIB_METHOD_OPTIONS, EXPORT_OPTIONS, NEURON_NAMES, NEURON_OPTIONS, check_export_options, labels_fit,
-        model_kind, neuron_config, neuron_options, output_classes, parse_shape, refuse,
+        CALIB_METHOD_OPTIONS, EXPORT_OPTIONS, NEURON_NAMES, NEURON_OPTIONS, TIME_STEPS, check_export_options,
+        check_folder, check_sources, labels_fit, model_kind, neuron_config, neuron_options, output_classes, parse_shape,
+        refuse,
     )
     from .progress import Progress
 
@@ -94,7 +95,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
                        "shows agreement with the ANN, no accuracy.")
     @event_data.event_option
     @click.option("--limit", type=click.IntRange(min=1), help="Use the first N test samples only.")
-    @click.option("-T", "--time-steps", type=click.IntRange(min=1), default=8, show_default=True,
+    @click.option("-T", "--time-steps", type=TIME_STEPS, default=8, show_default=True,
                   help="Time steps T (anytime accuracy for every t <= T).")
     @click.option("--neuron", type=click.Choice(NEURON_NAMES), default=None, help="Spiking neuron (default if).")
     @neuron_options
@@ -128,6 +129,8 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
         check_calibration_options(calib_method)
         if event_input is not None and data_source is not None:
             raise click.UsageError("--data does not apply with --event-input: the event data is the test data")
+        check_folder(runs_dir, "--runs-dir")
+        check_sources(data_source, event_input, checkpoint)
         snn = None
         if kind == "onnx" and Path(model).exists() and "time_steps" in md.read(load_onnx(model)):
             snn = load_onnx(model)  # already an SNN: measure it as it is

@@ -13,6 +13,8 @@ import onnxruntime as ort
 from .. import metadata as md
 from ..load import load_onnx
 from ..errors import DataError, ModelLoadError, SnnOnnxError
+from . import inputs as checks
+from .memory import RunMemory
 
 
 CUDA_EP = "CUDAExecutionProvider"
@@ -135,6 +137,8 @@ class Session:
                              if o.name not in self._counts and o.name not in self._per_step
                              and o.name not in self._potentials]
         self.providers = self._sess.get_providers()
+        # host memory is checked before a CPU run; a GPU's is ONNX Runtime's to report
+        self._memory = RunMemory(proto) if self.providers[0] == "CPUExecutionProvider" else None
 
     @property
     def inner(self) -> ort.InferenceSession:
@@ -150,6 +154,7 @@ class Session:
             if name not in inputs:
                 raise DataError(f"missing input '{name}' (model inputs: {self.input_names})")
             arr = np.asarray(inputs[name])
+            checks.check_dtype(name, arr, "input", self._input_meta[name].type)
             shape = self._input_meta[name].shape
             if self.input_kinds.get(name) == "event" and arr.ndim == len(shape) + 1:
                 # [T, B, ...] -> [T*B, ...] (time-major, row t*B + b)
@@ -168,13 +173,24 @@ class Session:
                 )
             if self._input_meta[name].type == "tensor(float)":
                 arr = arr.astype(np.float32, copy=False)
+            checks.check_samples(name, arr)
+            checks.check_finite(name, arr)  # after the cast: 1e300 becomes inf in float32
             feed[name] = arr
         return feed
+
+    def _batch(self, feed: dict[str, np.ndarray]) -> int:
+        name = self.input_names[0]
+        rows = len(feed[name])
+        return rows // self.time_steps if self.input_kinds.get(name) == "event" else rows
 
     def run(self, inputs: np.ndarray | Mapping[str, np.ndarray], spike_counts: bool = True, per_step: bool = True,
             potentials: bool = True) -> SnnOutput:
         """``potentials``: return them when the session declares them (``potentials=True``)."""
         feed = self._feed(inputs)
+        if self._memory is not None:
+            self._memory.check({k: v.shape for k, v in feed.items()},
+                               f"running the SNN (T={self.time_steps}) on a batch of {self._batch(feed)}",
+                               "lower T or run fewer samples at once", loaded=True)
         names = list(self.output_names)
         if per_step:
             names += list(self._per_step)
@@ -185,7 +201,7 @@ class Session:
         try:
             values = self._sess.run(names, feed)
         except Exception as err:
-            raise SnnOnnxError(f"SNN run failed: {err}") from None
+            raise SnnOnnxError("SNN run failed: " + " ".join(str(err).split())) from None
         res = dict(zip(names, values))
         batch = len(next(iter(res[n] for n in self.output_names))) if self.output_names else 0
         return SnnOutput(
