@@ -16,10 +16,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def cli_env(**extra: str) -> dict[str, str]:
-    """The environment for ``python -m snn_onnx_cli`` from this checkout (or the installed
-    package, when there is one: its path comes first anyway)."""
+    """The environment for ``python -m snn_onnx_cli`` that imports the same packages as this
+    test process: the installed ones in CI (with the built op library), the checkout's folders
+    in a development run."""
+    import snn_onnx
+    import snn_onnx_cli
+    import snn_onnx_models
+
     env = dict(os.environ)
-    paths = [str(REPO), str(REPO / "models"), str(REPO / "cli")]
+    paths = list(dict.fromkeys(str(Path(m.__file__).resolve().parents[1])
+                               for m in (snn_onnx, snn_onnx_models, snn_onnx_cli)))
     env["PYTHONPATH"] = os.pathsep.join(paths + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env.update(extra)
     return env
