@@ -128,6 +128,7 @@ struct SignGDNeuronOp {
   static constexpr std::array<ParamSpec, 3> kParams{
       {{"offset", false, false, true}, {"bias", false, false, true}, {"amplitude", false, true, true}}};
   static constexpr bool kHasCounts = true;
+  static constexpr bool kHasPotentials = false;  // no potential output (docs/ops.md)
   struct Attrs : SignGDAttrs {
     SgFn function = SgFn::kRelu;
     SgParams p{};
@@ -144,6 +145,7 @@ struct SignGDNeuron2Op {
                                                      {"bias_b", false, false, true},
                                                      {"amplitude", false, true, true}}};
   static constexpr bool kHasCounts = true;
+  static constexpr bool kHasPotentials = false;  // no potential output (docs/ops.md)
   struct Attrs : SignGDAttrs {
     SgFn2 function = SgFn2::kMax;
     float denominator_floor = 0;
@@ -155,6 +157,7 @@ struct SignGDDecodeOp {
   static constexpr const char* kName = "SignGDDecode";
   static constexpr std::array<ParamSpec, 2> kParams{{{"offset", false, false, true}, {"bias", false, false, true}}};
   static constexpr bool kHasCounts = false;
+  static constexpr bool kHasPotentials = false;
   using Attrs = SignGDAttrs;
   static Attrs parse(const KernelInfo& k);
 };
@@ -163,6 +166,7 @@ struct SignGDEncodeOp {
   static constexpr const char* kName = "SignGDEncode";
   static constexpr std::array<ParamSpec, 0> kParams{};
   static constexpr bool kHasCounts = false;
+  static constexpr bool kHasPotentials = false;
   using Attrs = SignGDAttrs;
   static Attrs parse(const KernelInfo& k);
 };

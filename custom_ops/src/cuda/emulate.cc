@@ -119,7 +119,7 @@ int snn_emu_sg_neuron(const float* a, const float* b, float* y, int64_t* counts,
   if (fn < 0 || fn >= (binary ? snn::kNumSgFunctions2 : snn::kNumSgFunctions)) return kBadPlan;
   const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
   SgArgs s;
-  s.g = grid(T, B, N, 0, counts, p);
+  s.g = grid(T, B, N, 0, counts, p, nullptr);
   s.a = a, s.b = b, s.y = y;
   s.off_a = param(off_a, N, 1), s.bias_a = param(bias_a, N, 1), s.lam = param(lam, N, 1);
   s.off_a.scalar = s.bias_a.scalar = s.lam.scalar = false;
@@ -142,7 +142,7 @@ int snn_emu_sg_codec(int encode, const float* x, float* y, int64_t T, int64_t B,
                      const float* bias, const float* eta, int static_input, int64_t resident) {
   const Plan p = plan_neurons(B, N, false, resident);
   SgArgs s;
-  s.g = grid(T, B, N, static_input, nullptr, p);
+  s.g = grid(T, B, N, static_input, nullptr, p, nullptr);
   s.a = x, s.y = y;
   if (!encode) {
     s.off_a = param(off, N, 1), s.bias_a = param(bias, N, 1);

@@ -35,7 +35,7 @@ void Kernel<SignGDNeuronOp>::compute(Ort::KernelContext& ctx, const RunIO<SignGD
   const auto bias = expand(id_, io.params[1], io.x_shape, 0.0f, "bias", true);
   const auto lam = expand(id_, io.params[2], io.x_shape, 1.0f, "amplitude", false);
   const std::array<HostParam, 4> hp{per_element(off), per_element(bias), per_element(lam), per_element(a_.eta)};
-  run_neurons(id_, ctx, params_, io.L, io.counts, hp,
+  run_neurons(id_, ctx, params_, io.L, io.counts, nullptr, hp,
               [&](const Grid& g, const Plan& plan, const std::array<Param, 4>& dev, cudaStream_t s) {
                 SgArgs a;
                 a.g = g;
@@ -55,7 +55,7 @@ void Kernel<SignGDNeuron2Op>::compute(Ort::KernelContext& ctx, const RunIO<SignG
   const auto lam = expand(id_, io.params[4], io.x_shape, 1.0f, "amplitude", false);
   const std::array<HostParam, 6> hp{per_element(off_a), per_element(bias_a), per_element(off_b),
                                     per_element(bias_b), per_element(lam),   per_element(a_.eta)};
-  run_neurons(id_, ctx, params_, io.L, io.counts, hp,
+  run_neurons(id_, ctx, params_, io.L, io.counts, nullptr, hp,
               [&](const Grid& g, const Plan& plan, const std::array<Param, 6>& dev, cudaStream_t s) {
                 SgArgs a;
                 a.g = g;
@@ -72,7 +72,7 @@ void Kernel<SignGDDecodeOp>::compute(Ort::KernelContext& ctx, const RunIO<SignGD
   const auto off = expand(id_, io.params[0], io.x_shape, 1.0f, "offset", true);
   const auto bias = expand(id_, io.params[1], io.x_shape, 0.0f, "bias", true);
   const std::array<HostParam, 3> hp{per_element(off), per_element(bias), per_element(a_.eta)};
-  run_neurons(id_, ctx, params_, io.L, nullptr, hp,
+  run_neurons(id_, ctx, params_, io.L, nullptr, nullptr, hp,
               [&](const Grid& g, const Plan& plan, const std::array<Param, 3>& dev, cudaStream_t s) {
                 SgArgs a;
                 a.g = g;
@@ -85,7 +85,7 @@ void Kernel<SignGDDecodeOp>::compute(Ort::KernelContext& ctx, const RunIO<SignGD
 template <>
 void Kernel<SignGDEncodeOp>::compute(Ort::KernelContext& ctx, const RunIO<SignGDEncodeOp>& io) {
   const std::array<HostParam, 1> hp{per_element(a_.eta)};
-  run_neurons(id_, ctx, params_, io.L, nullptr, hp,
+  run_neurons(id_, ctx, params_, io.L, nullptr, nullptr, hp,
               [&](const Grid& g, const Plan& plan, const std::array<Param, 1>& dev, cudaStream_t s) {
                 SgArgs a;
                 a.g = g;
