@@ -52,6 +52,13 @@ END = "<!-- END results -->"
 # than 10 GB for one sample
 TIMM = {"convnext_atto": 128, "mixer_s16_224": 112, "resmlp_12_224": 112}
 MODES = {"signgd": dict(neuron="signgd"), "compensation": dict(mode="auto")}
+RESMLP_NOTE = ('ResMLP at random init says little about its non-linearities: timm initialises its layer scale at '
+               '1e-4, so the GELU branches barely reach the logits (hence errors near 1e-5 at every T). Its SignGD '
+               'energy is high for a reason of the accounting, not of the neurons: ResMLP has no normalisation '
+               "between the residual stream and each block's `fc1` (its `Affine` is affine), so every `fc1` reads "
+               "the stream's static part through the `SignGDEncode` where it first meets a spiking branch, and a "
+               'layer fed by an encoder counts dense MACs at every step (docs/energy.md), although those codes are '
+               'constant (0.5) after step 1. ConvNeXt and MLP-Mixer put a LayerNorm (SignGD neurons) in that place.')
 
 
 def ann_run(model: onnx.ModelProto, x: np.ndarray, bs: int = 64) -> np.ndarray:
@@ -197,6 +204,8 @@ def report(timm_rows: list[dict], digits_rows: list[dict], meta: dict) -> str:
                          f"{r['seconds']['run_T256_per_sample']:.1f} |")
         forms = {r["model"]: ", ".join(r["forms"]) for r in timm_rows if "forms" in r}
         lines += ["", "SignGD functions used: " + "; ".join(f"{k}: {v}" for k, v in forms.items()) + "."]
+        if any(r["model"].startswith("resmlp") for r in timm_rows):
+            lines += ["", RESMLP_NOTE]
     lines += ["", "### Digits ConvNeXt and MLP-Mixer (trained here, real data)", "",
               f"Test split of scikit-learn's digits ({meta['test_samples']} images), calibration on "
               f"{meta['calibration_samples']} `train` images (SignGD amplitudes per channel). Accuracy (%) "
