@@ -53,7 +53,7 @@ END = "<!-- END results -->"
 TIMM = {"convnext_atto": 128, "mixer_s16_224": 112, "resmlp_12_224": 112}
 MODES = {"signgd": dict(neuron="signgd"), "compensation": dict(mode="auto")}
 RESMLP_NOTE = ('ResMLP at random init says little about its non-linearities: timm initialises its layer scale at '
-               '1e-4, so the GELU branches barely reach the logits (hence errors near 1e-5 at every T). Its SignGD '
+               '1e-4, so the GELU branches barely reach the logits (hence relative errors of 1.5e-5 and below at every T). Its SignGD '
                'energy is high for a reason of the accounting, not of the neurons: ResMLP has no normalisation '
                "between the residual stream and each block's `fc1` (its `Affine` is affine), so every `fc1` reads "
                "the stream's static part through the `SignGDEncode` where it first meets a spiking branch, and a "
