@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnx_ir as ir
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -214,7 +213,7 @@ def test_torch_mixer_block(exporter):
             return self.fc2(torch.softmax(h, dim=-1) * h)
 
     model = export_module(Block().eval(), (5, 8), exporter=exporter)
-    sites, leftovers, trace = match(model)
+    sites, leftovers, _ = match(model)
     got = forms(sites)
     assert not leftovers, [lo.reason for lo in leftovers]
     assert got == [("unary", "gelu"), ("unary", "square"), ("binary", "div_sqrt"), ("unary", "silu"),
