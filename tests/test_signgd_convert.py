@@ -245,6 +245,14 @@ def test_metadata_and_energy(snn_library, convnet):
     assert result.sops > 0
 
 
+def test_potentials_are_refused_with_a_reason(snn_library, convnet):
+    """SignGD ops have no potentials output (docs/ops.md): asking for them is refused, not ignored."""
+    from snn_onnx.errors import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="no IFNeuron, ParaIFNeuron or MultiThresholdNeuron"):
+        snn_onnx.Session(convnet[2].model, potentials=True)
+
+
 def test_cli_convert_and_info(snn_library, tmp_path):
     from click.testing import CliRunner
 
