@@ -146,6 +146,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(dict)["debug"] = debug
 
 
+def _engine_option(default: str = "auto"):
+    return click.option(
+        "--engine", type=click.Choice(["auto", "steps", "collapsed"]), default=default, show_default=True,
+        help="steps: T steps with the custom-op kernels; collapsed: one pass over time means (ParaIF networks "
+             "only, same outputs and spike counts; docs/collapsed.md); auto: collapsed where it applies.")
+
+
 def _model_options(fn):
     for opt in reversed(
         [
@@ -278,9 +285,10 @@ def convert(model, output, time_steps, neuron, data_source, calib_method, percen
 @click.option("--input", "input_path", type=click.Path(), required=True, help=".npy (single input) or .npz (arrays by input name).")
 @click.option("--output", "output_path", type=click.Path(), help="Write outputs and spike counts to this .npz.")
 @click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@_engine_option()
 @click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
 @handle_errors
-def run(model, input_path, output_path, provider, force):
+def run(model, input_path, output_path, provider, engine, force):
     """Run a converted SNN on inputs from a file and print its outputs and firing rates."""
     from snn_onnx.conversion.pipeline import check_output_path
 
@@ -295,7 +303,11 @@ def run(model, input_path, output_path, provider, force):
         raise DataError(f"cannot read input file {p}: {err}") from None
     inputs = dict(loaded) if isinstance(loaded, np.lib.npyio.NpzFile) else loaded
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
-    sess = snn_onnx.Session(model, providers=providers)
+    sess = snn_onnx.Session(model, providers=providers, engine=engine)
+    if engine == "auto" and sess.engine_note:
+        click.echo(f"engine: steps ({sess.engine_note.split(';')[0]})", err=True)
+    else:
+        click.echo(f"engine: {sess.engine}", err=True)
     out = sess.run(inputs)
     for name, v in out.outputs.items():
         line = f"{name}: shape {list(v.shape)}"
@@ -381,9 +393,17 @@ def _dims(v) -> str:
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--report", "report_dir", type=click.Path(), help="Also write a run folder per SNN run (energy, plots, HTML) under DIR.")
 @energy_options
+@_engine_option()
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Shard the evaluation over Ray (pip install 'snn-onnx[ray]'): alone, a local cluster on this "
+                   "machine; with an ADDRESS (auto, ray://head:10001), that cluster.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Ray actors (with --ray).")
 @handle_errors
 def eval_cmd(model, data_source, t_list, neurons, limit, calib_method, percentile, per_channel, num_calib,
-             input_shape, num_classes, checkpoint, qcfs_levels, exporter, json_out, force, quiet, report_dir, e_ac, e_mac):
+             input_shape, num_classes, checkpoint, qcfs_levels, exporter, json_out, force, quiet, report_dir, e_ac, e_mac,
+             engine, batch_size, provider, ray_address, workers):
     """ANN and SNN accuracy and ANN agreement for every T and neuron type (default: the bundled
     digits example on its test split; thresholds calibrated on the train split)."""
     from snn_onnx.conversion.calibrate import CalibrationConfig
@@ -398,20 +418,40 @@ def eval_cmd(model, data_source, t_list, neurons, limit, calib_method, percentil
     bad = [k for k in kinds if k not in ("if", "paraif")]
     if bad or not kinds:
         raise click.BadParameter(f"--neurons takes if and/or paraif, got {neurons!r}")
+    if batch_size < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--batch-size")
+    ray_cfg = None
+    if ray_address is not None:
+        if report_dir:
+            raise click.UsageError("--report writes run folders in this process; it cannot be combined with --ray")
+        from snn_onnx.runtime.ray_eval import RayConfig, import_ray
+
+        import_ray()  # says what to install before any work is done
+        ray_cfg = RayConfig(address=None if ray_address == "local" else ray_address, workers=workers,
+                            num_gpus=1.0 if provider == "cuda" else 0.0)
+    elif workers != 2:
+        raise click.UsageError("--workers applies to --ray only")
+    if engine == "collapsed" and "if" in kinds:
+        raise click.UsageError("--engine collapsed runs ParaIF networks only; use --neurons paraif (or --engine auto)")
     ann = _get_ann(model, _parse_ints(input_shape, "--input-shape"), num_classes, checkpoint, qcfs_levels, exporter)
     source = data_source or ("digits" if is_example else None)
     if source is None:
         raise click.UsageError("give --data (labelled data) to evaluate a model other than the example")
     test = _load_data(source, "test", limit, ann)
     calib = _load_data(source, "train", num_calib, ann) if source == "digits" else test
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else None
     cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel, num_samples=num_calib)
     steps = (len(ts) if "if" in kinds else 0) + len(ts) * sum(k != "if" for k in kinds)
     click.echo(f"model: {model}\ndata: {test.name}, {len(test.x)} test samples; calibration on {len(calib.x)} samples", err=True)
     on_run, written = eval_run_writer(report_dir, model, is_example, ann, test, e_ac, e_mac) if report_dir else (None, [])
     with click.progressbar(length=steps, label="evaluating", file=sys.stderr, hidden=quiet) as bar:
         result = evaluate(ann, test.x, test.y, calib.x, time_steps=ts, neurons=kinds, calibration=cal,
-                          on_step=lambda msg: bar.update(1), on_run=on_run)
+                          on_step=lambda msg: bar.update(1), on_run=on_run, engine=engine, ray=ray_cfg,
+                          energy=_energy_cfg(e_ac, e_mac), batch_size=batch_size, providers=providers)
     click.echo(result.table())
+    engines = sorted({r.engine for r in result.rows if r.engine})
+    where = f" on Ray ({workers} workers)" if ray_cfg is not None else ""
+    click.echo(f"engine: {', '.join(engines)}{where}", err=True)
     if report_dir:
         from snn_onnx.report import aggregate
 
@@ -422,9 +462,15 @@ def eval_cmd(model, data_source, t_list, neurons, limit, calib_method, percentil
         click.echo(f"wrote {json_out}")
 
 
+def _energy_cfg(e_ac: float, e_mac: float):
+    from snn_onnx.energy import EnergyConfig
+
+    return EnergyConfig(e_ac_pj=e_ac, e_mac_pj=e_mac)
+
+
 register_report_commands(cli, handle_errors, {
     "resolve_model_arg": _resolve_model_arg, "get_ann": _get_ann, "load_data": _load_data, "parse_ints": _parse_ints,
-    "calib_options": _calib_options, "model_options": _model_options,
+    "calib_options": _calib_options, "model_options": _model_options, "engine_option": _engine_option,
 })
 
 

@@ -67,6 +67,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
     parse_ints = helpers["parse_ints"]
     calib_options = helpers["calib_options"]
     model_options = helpers["model_options"]
+    engine_option = helpers["engine_option"]
 
     @cli.command("report")
     @click.argument("model", required=False)
@@ -82,11 +83,12 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
     @click.option("--no-tensorboard", is_flag=True, help="Do not write TensorBoard event files.")
     @calib_options
     @model_options
+    @engine_option()
     @click.option("--quiet", is_flag=True, help="Print only the folder written.")
     @handle_errors
     def report_cmd(model, data_source, limit, time_steps, neuron, ann_path, runs_dir, name, e_ac, e_mac, batch_size,
                    no_tensorboard, calib_method, percentile, per_channel, num_calib, input_shape, num_classes, checkpoint,
-                   qcfs_levels, exporter, quiet):
+                   qcfs_levels, exporter, engine, quiet):
         """Convert MODEL (default: the bundled digits example), run it on labelled test data and
         write a run folder: config.json, summary.json, CSVs, PNG plots, report.html and
         TensorBoard events; print the headline numbers."""
@@ -123,7 +125,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
         cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel, num_samples=num_calib)
         run, folder = run_report(
             ann, test.x, test.y, calib.x, time_steps=time_steps, neuron=neuron, calibration=cal, energy=cfg,
-            runs_dir=runs_dir, name=run_name, batch_size=batch_size, tensorboard=not no_tensorboard, snn=snn,
+            runs_dir=runs_dir, name=run_name, batch_size=batch_size, tensorboard=not no_tensorboard, snn=snn, engine=engine,
             config={"model": "bundled example digits_qcfs_cnn.onnx" if is_example else model, "data": {"source": source, "name": test.name, "split": "test", "limit": limit},
                     "command": " ".join(["snn-onnx", *sys.argv[1:]])},
         )

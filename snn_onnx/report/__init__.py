@@ -37,10 +37,12 @@ def run_report(
     batch_size: int = 64,
     tensorboard: bool = True,
     snn: onnx.ModelProto | None = None,
+    engine: str = "auto",
 ) -> tuple[RunResult, Path]:
     """Convert ``ann`` (unless ``snn`` is given), measure it on ``(test_x, test_y)`` and write
     the run folder ``<runs_dir>/<name>/<timestamp>/``. Returns the result and the folder.
-    With ``snn`` given, ``ann`` may be None (no ANN accuracy and agreement then)."""
+    With ``snn`` given, ``ann`` may be None (no ANN accuracy and agreement then). ``engine``:
+    how the SNN runs (``snn_onnx.Session``; the config records the one used)."""
     from ..conversion.pipeline import convert
     from ..metadata import read
     from .runs import write_run
@@ -54,7 +56,7 @@ def run_report(
     kind = meta.get("neuron", {}).get("kind", neuron)
     cfg = {"name": name or f"{kind}-T{meta['time_steps']}", "calibration": meta.get("calibration"),
            "parity": meta.get("parity"), "batch_size": batch_size, **dict(config or {})}
-    run = measure(snn, test_x, test_y, ann=ann, batch_size=batch_size, energy=energy, config=cfg)
+    run = measure(snn, test_x, test_y, ann=ann, batch_size=batch_size, energy=energy, config=cfg, engine=engine)
     folder = write_run(run, runs_dir, name=cfg["name"], tensorboard=tensorboard)
     return run, folder
 

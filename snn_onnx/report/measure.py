@@ -166,13 +166,16 @@ def measure(
     energy: EnergyConfig | None = None,
     config: Mapping[str, Any] | None = None,
     providers: Sequence[str] | None = None,
+    engine: str = "steps",
 ) -> RunResult:
     """Run ``snn`` on ``x`` (static inputs, ``[N, ...]``) and measure everything a report shows;
-    with ``ann`` also the ANN's accuracy and the SNN's agreement with it."""
+    with ``ann`` also the ANN's accuracy and the SNN's agreement with it. ``engine``: see
+    ``snn_onnx.Session`` (the config records the engine used)."""
     from ..runtime.session import Session
 
     t0 = time.perf_counter()
-    sess = Session(snn, providers=providers)
+    sess = Session(snn, providers=providers, engine=engine)
+    config = {**dict(config or {}), "engine": sess.engine}
     if not sess.output_names:
         raise DataError("the SNN has no outputs")
     output = sess.output_names[0]
