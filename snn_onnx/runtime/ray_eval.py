@@ -148,7 +148,14 @@ def run_sharded(
     if not ray.is_initialized():
         if cfg.address is None:
             cpus = cfg.local_cpus or max(1, int(np.ceil(cfg.workers * cfg.num_cpus)))
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            # workers import snn_onnx from where this process found it (a checkout on sys.path too)
+            import os
+            from pathlib import Path
+
+            root = str(Path(__file__).resolve().parents[2])
+            path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, configure_logging=False,
+                     runtime_env={"env_vars": {"PYTHONPATH": path}})
         else:
             ray.init(address=cfg.address, log_to_driver=False, configure_logging=False)
         started = True
