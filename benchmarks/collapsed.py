@@ -20,6 +20,7 @@ Writes docs/collapsed.md (and docs/collapsed.json) with, each section from one r
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -51,7 +52,7 @@ def env() -> dict:
 
 # -- speed ---------------------------------------------------------------------------------------
 
-def speed(args) -> list[dict]:
+def speed(args, on_row=None) -> list[dict]:
     import onnx
     import onnxruntime as ort
 
@@ -63,8 +64,13 @@ def speed(args) -> list[dict]:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="snn_onnx_collapsed_"))
     work.mkdir(parents=True, exist_ok=True)
     for name in args.models:
+        for T in args.time_steps:  # export and convert in a fresh process each (vgg16's export needs GBs)
+            code = ("import sys; from pathlib import Path; from snn_onnx.bench import cpu; "
+                    f"cpu.build_onnx({name!r}, {T}, Path({str(work)!r}), cpu.Log(True))")
+            subprocess.run([sys.executable, "-c", code], check=True, env=env())
         sj = cpu.build_sj(name, threads) if not args.no_peer else None
         for T in args.time_steps:
+            gc.collect()
             ann_path, snn_path, _ = cpu.build_onnx(name, T, work, cpu.Log(True))
             x = np.random.default_rng(1).standard_normal((args.batch, 3, 32, 32)).astype(np.float32)
             so = cpu._ort_options(threads)
@@ -82,19 +88,19 @@ def speed(args) -> list[dict]:
             if est_gb <= args.max_gb:
                 slow["steps"] = cpu.ort_runners(ann_path, snn_path, x, T, threads, ("snn",), "steps")["snn"]
             note = "" if "steps" in slow else f"step-by-step skipped: about {est_gb:.0f} GB of activations > --max-gb {args.max_gb}"
-            if sj is not None:
+            if sj is not None:  # multi-step where its [T*B, ...] activations fit, else the single-step loop
                 runners = cpu.sj_runners(sj, x, T)
-                slow["sj_s"] = runners["sj_s"]
-                if T * args.batch <= 1024:
-                    slow["sj_m"] = runners["sj_m"]
+                key = "sj_m" if T * args.batch <= 1024 else "sj_s"
+                slow[key] = runners[key]
             log(f"{name} T={T} B={args.batch}: timing {list(fns) + list(slow)}")
             runs = alternate(fns, slow, args.reps, args.budget)
             row = {"model": name, "T": T, "B": args.batch, "ms": {k: float(np.median(v)) for k, v in runs.items()},
                    "reps": {k: len(v) for k, v in runs.items()}, "note": note, "peak_mib": {}, "before_mib": {}}
             if not args.no_memory:
-                for method, engine in (("snn", "collapsed"), ("ann_xT", "steps"), ("snn", "steps"), ("sj_s", "steps")):
-                    key = {"snn": "collapsed_all" if engine == "collapsed" else "steps", "ann_xT": "ann", "sj_s": "sj_s"}[method]
-                    if key not in row["ms"]:
+                for method, engine in (("snn", "collapsed"), ("ann_xT", "steps"), ("snn", "steps"), ("sj_m", "steps"),
+                                       ("sj_s", "steps")):
+                    key = {"snn": "collapsed_all" if engine == "collapsed" else "steps", "ann_xT": "ann"}.get(method, method)
+                    if key not in row["ms"] or (key == "sj_s" and T > 32):  # (its memory does not grow with T)
                         continue
                     mem = cpu.measure_memory(method, name, ann_path, snn_path, 1 if method == "ann_xT" else T,
                                              args.batch, threads, engine)
@@ -102,6 +108,9 @@ def speed(args) -> list[dict]:
                         row["peak_mib"][key], row["before_mib"][key] = mem["peak_mib"], mem["before_mib"]
             log("  " + ", ".join(f"{k} {v:.1f} ms" for k, v in row["ms"].items()))
             rows.append(row)
+            if on_row:
+                on_row(rows)
+            del fns, slow, c_all, c_out, ann, col
     return rows
 
 
@@ -111,7 +120,8 @@ def _steps_gb(ann, T: int, B: int) -> float:
     from snn_onnx.energy.shapes import infer_shapes
 
     shapes = infer_shapes(ann, {"input": np.zeros((1, 3, 32, 32), np.float32)})
-    biggest = sorted((int(np.prod(s)) for s in shapes.values() if len(s) == 4), reverse=True)[:3]
+    weights = {t.name for t in ann.graph.initializer}
+    biggest = sorted((int(np.prod(s)) for k, s in shapes.items() if len(s) == 4 and k not in weights), reverse=True)[:3]
     return sum(biggest) * 4 * T * B / 1e9
 
 
@@ -272,7 +282,9 @@ def render(res: dict) -> str:
                  "spike_counts=False, per_step=False)` runs); *collapsed (all outputs)*: with the per-step running means "
                  "and the per-step spike counts of every layer; *step-by-step*: the converted SNN with the custom-op "
                  "kernels, all outputs (docs/benchmarks.md); *SpikingJelly*: its ann2snn conversion of the ReLU network "
-                 f"(spikingjelly {sp.get('sj', '?')}), single-step loop (`s`) and, where T·B ≤ 1024, multi-step (`m`).\n")
+                 f"(spikingjelly {sp.get('sj', '?')}): multi-step (`m`, one call on `[T, B, …]`, its faster mode) where T·B ≤ 1024, "
+                 "else the single-step loop (`s`: T calls, memory independent of T; its memory is measured at T ≤ 32 only). "
+                 "The step-by-step SNN is skipped where its activations would not fit this shared machine (noted).\n")
         L.append("| model | T | collapsed ms | collapsed (all) ms | ANN ms | step-by-step ms | SJ s ms | SJ m ms | "
                  "**collapsed / ANN** | collapsed (all) / ANN | **steps / collapsed** | **SJ / collapsed** |")
         L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -288,11 +300,11 @@ def render(res: dict) -> str:
         if any(r["peak_mib"] for r in sp["rows"]):
             L.append("\nPeak resident memory, MiB, of a fresh process that loads one method and runs it once "
                      "(in brackets: what the run adds to the loaded process):\n")
-            L.append("| model | T | collapsed (all outputs) | 1 ANN pass | step-by-step | SpikingJelly s |")
-            L.append("|---|---|---|---|---|---|")
+            L.append("| model | T | collapsed (all outputs) | 1 ANN pass | step-by-step | SpikingJelly m | SpikingJelly s |")
+            L.append("|---|---|---|---|---|---|---|")
             for r in sp["rows"]:
                 cells = []
-                for k in ("collapsed_all", "ann", "steps", "sj_s"):
+                for k in ("collapsed_all", "ann", "steps", "sj_m", "sj_s"):
                     if k in r["peak_mib"]:
                         cells.append(f"{r['peak_mib'][k]:,.0f} (+{max(0.0, r['peak_mib'][k] - r['before_mib'][k]):,.0f})")
                     else:
@@ -407,7 +419,20 @@ compares (`acc + bias ≥ fl(t·θ)`) and scattered back (`MAX_EXACT_STATIC_T` =
 
 **Any execution provider.** The collapsed graph has no custom ops, so it runs on CUDA (or any ORT
 provider) without the library's kernels; `Session(..., providers=["CUDAExecutionProvider", ...],
-engine="collapsed")`.
+engine="collapsed")`. (Checked on CPU here; `tests/test_collapsed.py::test_collapsed_on_cuda` runs
+where onnxruntime-gpu and a GPU are present and skips otherwise.)
+
+**Limits.** Event inputs are averaged at the entry; a graph where one reaches an output without
+passing a neuron has no collapsed per-step outputs (refused). The collapsed graph keeps the model's
+opset (≥ 13; spike counts need ≥ 16 for `ScatterElements` with a reduction). Above T = 512 a neuron
+with a time-invariant input uses `T·x` (ties counted like every other layer's). `compare_engines`
+needs the library (it runs both engines).
+
+**Relation to DESIGN.md.** Its performance model — an SNN of T steps costs about T ANN passes —
+describes the step-by-step simulation, which stays the reference semantics (`engine="steps"`, the
+default of `snn_onnx.Session`; the kernels are what docs/ops.md specifies). The collapsed engine is
+an additional way to run the same file when every neuron is ParaIF; the CLI's `run`, `eval` and
+`report` use it by default (`--engine auto`), `bench` measures the step engine unless asked.
 
 ## Sharded evaluation: a multi-node recipe
 
@@ -465,8 +490,11 @@ def main() -> int:
         sj = version("spikingjelly")
     except Exception:
         sj = "?"
+    def partial(rows):  # keep what is measured if a later configuration fails
+        (js.with_suffix(".partial.json")).write_text(json.dumps(rows, indent=1) + "\n")
+
     jobs = {
-        "speed": lambda: {"rows": speed(args), "threads": args.threads, "ort": ort.__version__, "sj": sj},
+        "speed": lambda: {"rows": speed(args, on_row=partial), "threads": args.threads, "ort": ort.__version__, "sj": sj},
         "eval": lambda: eval_wall(args),
         "ties": lambda: ties(args),
         "ray": lambda: ray_ratio(args),

@@ -212,6 +212,26 @@ def test_session_engines(digits, monkeypatch):
     np.testing.assert_allclose(out.outputs["logits"], steps.outputs["logits"], rtol=0, atol=1e-5)
 
 
+def test_outputs_asked_for(digits):
+    """A run without spike counts or per-step outputs computes only the outputs (a pruned graph),
+    and a model converted without them collapses to its outputs alone."""
+    snn, x = digits
+    sess = snn_onnx.Session(snn(8), engine="collapsed")
+    full = sess.run(x["input"][:5])
+    out = sess.run(x["input"][:5], spike_counts=False, per_step=False)
+    assert not out.spike_counts and not out.per_step
+    np.testing.assert_array_equal(out.outputs["logits"], full.outputs["logits"])
+    pruned = next(iter(sess._pruned.values()))
+    assert len(pruned.get_outputs()) == 1
+    bare = snn(8, per_step=False, spike_counts=False)
+    col = collapse(bare)
+    assert [o.name for o in col.model.graph.output] == ["logits"]
+    assert not any(n.op_type in ("ScatterElements", "Loop") for n in col.model.graph.node)
+    ref = snn_onnx.Session(bare).run(x["input"][:5])
+    np.testing.assert_allclose(snn_onnx.Session(bare, engine="collapsed").run(x["input"][:5]).outputs["logits"],
+                               ref.outputs["logits"], atol=1e-5)
+
+
 def test_collapsed_on_cuda(digits):
     """The collapsed graph is standard ONNX: it runs on CUDAExecutionProvider without the
     library's CUDA kernels, with the CPU's spike counts."""

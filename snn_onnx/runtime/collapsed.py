@@ -179,8 +179,9 @@ class _Collapser:
         self.graph_inputs = [i for i in g.input if i.name not in self.inits]
         used = {n.name for n in g.node} | {o for n in g.node for o in n.output} | {i.name for i in g.input} | set(self.inits)
         self.b = _Builder(used)
-        self.shapes = _infer_shapes(model, self.T, self.input_kinds)
-        self.axes, self.axis_errors = _batch_axes(model, self.shapes, self.T)
+        skeleton = _skeleton(model)  # the graph without weight data: shapes and axes need none
+        self.shapes = _infer_shapes(skeleton, self.T, self.input_kinds)
+        self.axes, self.axis_errors = _batch_axes(skeleton, self.shapes, self.T)
         self.sites: dict[str, _Site] = {}
         self.static_sites: list[str] = []  # neurons with a time-invariant input (counted exactly)
 
@@ -336,12 +337,13 @@ class _Collapser:
         new_node.CopyFrom(node)
         del new_node.input[:]
         new_node.input.extend([v.name if v is not None else "" for v in ins])
-        outs = []
-        for o in node.output:
-            outs.append(self.b.fresh(o + (steps.suffix if steps else "")) if o else "")
-        del new_node.output[:]
-        new_node.output.extend(outs)
-        new_node.name = self.b.fresh((node.name or node.op_type) + (steps.suffix if steps else ""))
+        if steps is None:  # the main pass keeps the SNN's names (new nodes' fresh names avoid them)
+            outs = list(node.output)
+        else:
+            outs = [self.b.fresh(o + steps.suffix) if o else "" for o in node.output]
+            del new_node.output[:]
+            new_node.output.extend(outs)
+            new_node.name = self.b.fresh((node.name or node.op_type) + steps.suffix)
         self.b.nodes.append(new_node)
         b_rows = out_kind == INV and any(v.b_rows for v in ins if v is not None and v.batched)
         shape_of_b = node.op_type in ("Shape", "Size") and ins[0] is not None and ins[0].b_rows
@@ -595,6 +597,29 @@ def _elementwise(b: _Builder, fn: str, x: str, base: str) -> str | None:
     return None
 
 
+SKELETON_MAX_ELEMENTS = 4096
+
+
+def _skeleton(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy of ``model`` whose large initializers keep their type and shape but no data (shape
+    inference and the batch-axis walk read only small constants), so a 500 MB model is not
+    copied several times over while the collapsed graph is built."""
+    m = onnx.ModelProto()
+    graph = model.graph
+    inits = list(graph.initializer)
+    del graph.initializer[:]
+    try:
+        m.CopyFrom(model)
+    finally:
+        graph.initializer.extend(inits)
+    for t in inits:
+        if int(np.prod(t.dims, dtype=np.int64)) <= SKELETON_MAX_ELEMENTS:
+            m.graph.initializer.append(t)
+        else:
+            m.graph.initializer.append(onnx.TensorProto(name=t.name, data_type=t.data_type, dims=list(t.dims)))
+    return m
+
+
 def _batch_axes(model: onnx.ModelProto, shapes: dict[str, tuple], T: int) -> tuple[dict[str, int], dict[int, str]]:
     """Position of the batch (T*B) axis of every value computed from the inputs, and, per node
     (keyed by id of its NodeProto), why it cannot be followed (the op acts along that axis)."""
@@ -688,6 +713,10 @@ def collapse(model: onnx.ModelProto, *, budget: int = PER_STEP_BUDGET, site_outp
     means, per_step, counts = col.exits()
     targets = list(means.values()) + list(per_step.values()) + list(counts.values())
     env = col.main_pass(targets)
+    for y in list(means.values()) + list(per_step.values()):
+        if env[y].kind == LAST:  # its mean over time is not its value at step T
+            raise CollapseError(f"output value '{y}' is a running mean inside a compensation block (no TemporalDelta "
+                                "before the time exit); run it with engine='steps'")
     for spike in counts.values():
         if spike not in col.sites:
             raise CollapseError(f"spike-count output of '{spike}' does not come from a ParaIFNeuron")
@@ -735,12 +764,17 @@ def collapse(model: onnx.ModelProto, *, budget: int = PER_STEP_BUDGET, site_outp
             dims = ["batch", *s[1:]] if s is not None else None
             outputs.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims))
 
-    graph = helper.make_graph(b.nodes, f"{model.graph.name}_collapsed", list(model.graph.input), outputs,
-                              initializer=list(model.graph.initializer) + b.inits)
-    opsets = [o for o in model.opset_import if o.domain != DOMAIN]
-    out_model = helper.make_model(graph, opset_imports=opsets, ir_version=model.ir_version,
-                                  producer_name="snn-onnx collapsed engine")
-    _used_only(out_model)
+    # assembled in place: each of the SNN's weights is copied once (a vgg16 holds 500 MB of them)
+    out_model = onnx.ModelProto(ir_version=model.ir_version, producer_name="snn-onnx collapsed engine")
+    out_model.opset_import.extend(o for o in model.opset_import if o.domain != DOMAIN)
+    g = out_model.graph
+    g.name = f"{model.graph.name}_collapsed"
+    g.node.extend(b.nodes)
+    g.input.extend(model.graph.input)
+    g.output.extend(outputs)
+    g.initializer.extend(b.inits)
+    used = _used_names(g)
+    g.initializer.extend(t for t in model.graph.initializer if t.name in used)
     meta = {p.key: p.value for p in model.metadata_props}
     for k, v in meta.items():
         out_model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
@@ -855,9 +889,9 @@ def _closed_form(b: _Builder, site: _Site, t_flat: str, rank: int, chunk: int) -
     return b.op1("Reshape", [b.op1("Mul", [r, theta], base), target], base)
 
 
-def _used_only(model: onnx.ModelProto) -> None:
-    """Drop initializers no node reads (the SNN's own, e.g. its time-exit shapes)."""
-    used = set()
+def _used_names(graph: onnx.GraphProto) -> set[str]:
+    """Names the nodes of ``graph`` (and of their subgraphs) read, and its outputs."""
+    used: set[str] = set()
 
     def walk(g: onnx.GraphProto) -> None:
         for n in g.node:
@@ -870,7 +904,13 @@ def _used_only(model: onnx.ModelProto) -> None:
                         walk(sg)
         used.update(o.name for o in g.output)
 
-    walk(model.graph)
+    walk(graph)
+    return used
+
+
+def _used_only(model: onnx.ModelProto) -> None:
+    """Drop initializers no node reads."""
+    used = _used_names(model.graph)
     keep = [t for t in model.graph.initializer if t.name in used]
     del model.graph.initializer[:]
     model.graph.initializer.extend(keep)
