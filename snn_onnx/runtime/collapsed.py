@@ -257,7 +257,6 @@ class _Collapser:
         need: set[int] = set()
         seen: set[str] = set()
         stack = list(targets)
-        index = {id(n): i for i, n in enumerate(self.g.node)}
         while stack:
             v = stack.pop()
             if not v or v in seen:
@@ -274,7 +273,7 @@ class _Collapser:
                 for a in p.attribute:
                     if a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
                         stack.extend(_outer_names(a))
-        return [n for n in self.g.node if id(n) in need and index[id(n)] >= 0]
+        return [n for n in self.g.node if id(n) in need]
 
     # -- the main pass (means over T) --------------------------------------------------------
     def main_pass(self, targets: list[str]) -> dict[str, _Val]:
@@ -302,7 +301,7 @@ class _Collapser:
 
     # -- one node -----------------------------------------------------------------------------
     def translate(self, node: onnx.NodeProto, env: dict[str, _Val], steps: "_Steps | None") -> None:
-        ins = [env[i] if i else None for i in node.input]
+        ins = [env.get(i) if i else None for i in node.input]
         missing = [i for i, v in zip(node.input, ins) if i and v is None]
         if missing:  # pragma: no cover - the walk visits producers first
             raise _refuse(node, f"internal error: inputs {missing} not computed")
