@@ -12,15 +12,22 @@ same batches, the same sessions, the same numbers.
 
 from __future__ import annotations
 
+import functools
+import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import onnx
 
 from .conversion.calibrate import CalibrationConfig
-from .conversion.pipeline import as_inputs, convert
+from .conversion.pipeline import ConversionWarning, as_inputs, convert
+from .conversion.rewrite import NeuronConfig
+from .conversion.validate import run_batched
 from .errors import DataError, SnnOnnxError
+
+if TYPE_CHECKING:
+    from .runtime.session import Session
 
 # Samples of the conversion's own parity check (step by step, in convert()): the evaluation
 # compares the SNN with the ANN on the whole test set anyway (EvalRow.parity_rel_max_diff).
@@ -50,13 +57,13 @@ class EvalResult:
 
     def table(self) -> str:
         energy = any(r.energy_uj is not None for r in self.rows)
-        head = f"{'neuron':<8}{'T':>4}  {'ANN acc':>8}  {'SNN acc':>8}  {'Δ acc':>7}  {'agree':>7}  {'rate':>6}"
+        head = f"{'neuron':<10}{'T':>4}  {'ANN acc':>8}  {'SNN acc':>8}  {'Δ acc':>7}  {'agree':>7}  {'rate':>6}"
         head += f"  {'SOPs':>9}  {'µJ':>8}" if energy else ""
         lines = [head, "-" * len(head)]
         for r in self.rows:
             rate = "" if r.firing_rate is None else f"{r.firing_rate:.3f}"
             line = (
-                f"{r.neuron:<8}{r.time_steps:>4}  {100 * r.ann_accuracy:>7.2f}%  {100 * r.snn_accuracy:>7.2f}%  "
+                f"{r.neuron:<10}{r.time_steps:>4}  {100 * r.ann_accuracy:>7.2f}%  {100 * r.snn_accuracy:>7.2f}%  "
                 f"{100 * (r.snn_accuracy - r.ann_accuracy):>+6.2f}  {100 * r.agreement:>6.2f}%  {rate:>6}"
             )
             if energy:
@@ -103,6 +110,19 @@ def _logits_name(model: onnx.ModelProto) -> str:
     return model.graph.output[0].name
 
 
+def _quiet_sweep(fn):
+    """A sweep over T: ParaIF is exact at one T only, which the table shows; no warning per T."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConversionWarning)
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_quiet_sweep
 def evaluate(
     ann: onnx.ModelProto,
     test_x: np.ndarray,
@@ -110,7 +130,7 @@ def evaluate(
     calib_x: np.ndarray,
     *,
     time_steps: Sequence[int] = (1, 2, 4, 8, 16, 32),
-    neurons: Sequence[str] = ("if", "paraif"),
+    neurons: Sequence[str | NeuronConfig] = ("if", "paraif"),
     calibration: CalibrationConfig | None = None,
     batch_size: int = 64,
     on_step: Callable[[str], None] | None = None,
@@ -119,8 +139,13 @@ def evaluate(
     ray: Any = None,
     energy: Any = None,
     providers: Sequence[str] | None = None,
+    event_input: str | None = None,
 ) -> EvalResult:
     """ANN vs SNN accuracy on ``(test_x, test_y)``; thresholds calibrated on ``calib_x``.
+
+    ``neurons``: names (``"if"``, ``"paraif"``, ``"signed-if"``) or :class:`NeuronConfig`
+    (``NeuronConfig(kind="lif", leak=0.9)``); sequential neurons (all but ParaIF) are run once
+    at the largest T and read at every t (anytime accuracy).
 
     ``engine``: "auto" (collapsed where exact, i.e. ParaIF; step by step otherwise), "steps"
     or "collapsed" (refused for IF). ``ray``: None (this process), True (a local Ray
@@ -129,16 +154,32 @@ def evaluate(
     ``energy``: an :class:`~snn_onnx.energy.EnergyConfig` to add SOPs and energy per sample
     to every row. ``on_run(neuron, T, conversion_result, per_step_outputs, spike_counts)`` is
     called after each SNN run (IF: once, at T_max; others: once per T), e.g. to write a
-    report (not with ``ray``)."""
+    report (not with ``ray``).
+
+    ``event_input``: the name of an input that takes one frame per step; ``test_x`` and
+    ``calib_x`` are then event data with a ``frames(T)`` method (``snn_onnx.data.events``):
+    every T and neuron is converted and run on its own (the frames depend on T), thresholds
+    are calibrated on the calibration samples' mean frames, and the ANN is evaluated on the
+    test samples' mean frames (what the SNN's rates approximate); step by step, in this
+    process (``engine`` "auto" or "steps", no ``ray`` or ``energy``)."""
     from .runtime.session import ENGINES
 
     if test_y is None:
         raise DataError("evaluation needs labelled data (y)")
     if engine not in ENGINES:
         raise SnnOnnxError(f"engine must be one of {ENGINES}, got {engine!r}")
-    if engine == "collapsed" and "if" in neurons:
-        raise SnnOnnxError("engine 'collapsed' runs ParaIF networks only; the IF neuron's spikes depend on the "
-                           "order of its inputs (use engine 'auto' to run IF step by step)")
+    cfgs = [NeuronConfig(kind=n) if isinstance(n, str) else n for n in neurons]
+    sequential = [c.kind for c in cfgs if c.kind != "paraif"]
+    if engine == "collapsed" and sequential:
+        raise SnnOnnxError(f"engine 'collapsed' runs ParaIF networks only; the {sequential[0]} neuron's spikes depend "
+                           "on the order of its inputs (use engine 'auto' to run it step by step)")
+    if event_input is not None:
+        unsupported = [o for o, v in (("engine='collapsed'", engine == "collapsed"), ("ray", ray not in (None, False)),
+                                      ("energy", energy is not None)) if v]
+        if unsupported:
+            raise SnnOnnxError(f"event-data evaluation (event_input) does not support {unsupported[0]}; leave it out")
+        return _evaluate_events(ann, test_x, test_y, calib_x, event_input, time_steps, cfgs, calibration,
+                                batch_size, on_step, on_run)
     time_steps = sorted(set(int(t) for t in time_steps))
     calibration = calibration or CalibrationConfig()
     name = _logits_name(ann)
@@ -163,24 +204,26 @@ def evaluate(
             on_step(msg)
 
     plans: list[tuple[str, int, Any, Job]] = []  # (neuron, T, conversion result, job)
-    for neuron in neurons:
-        if neuron == "if":
+    for cfg in cfgs:
+        label = cfg.kind
+        if cfg.kind != "paraif":  # causal: step t of a T_max run is the T = t SNN
             t_max = max(time_steps)
-            res = convert(ann, time_steps=t_max, neuron="if", data=calib_x, calibration=calibration,
+            res = convert(ann, time_steps=t_max, neuron=cfg, data=calib_x, calibration=calibration,
                           parity_samples=PARITY_SAMPLES)
-            plans.append(("if", t_max, res, Job(f"if-T{t_max}", res.model, tuple(time_steps), engine, on_run is not None)))
+            plans.append((label, t_max, res, Job(f"{label}-T{t_max}", res.model, tuple(time_steps), engine,
+                                                 on_run is not None)))
+            if ray_cfg is None:
+                _finish(plans[-1], _run_local(ann_outs, feed, plans[-1][3], batch_size, providers, name), on_run)
+                for t in time_steps:
+                    tick(f"{label} T={t}")
         else:
             for t in time_steps:
-                res = convert(ann, time_steps=t, neuron=neuron, data=calib_x, calibration=calibration,
+                res = convert(ann, time_steps=t, neuron=cfg, data=calib_x, calibration=calibration,
                               parity_samples=PARITY_SAMPLES)
-                plans.append((neuron, t, res, Job(f"{neuron}-T{t}", res.model, (t,), engine, on_run is not None)))
+                plans.append((label, t, res, Job(f"{label}-T{t}", res.model, (t,), engine, on_run is not None)))
                 if ray_cfg is None:  # run now: one model in memory at a time
                     _finish(plans[-1], _run_local(ann_outs, feed, plans[-1][3], batch_size, providers, name), on_run)
-                    tick(f"{neuron} T={t}")
-        if neuron == "if" and ray_cfg is None:
-            _finish(plans[-1], _run_local(ann_outs, feed, plans[-1][3], batch_size, providers, name), on_run)
-            for t in time_steps:
-                tick(f"if T={t}")
+                    tick(f"{label} T={t}")
     if ray_cfg is not None:
         from .runtime.ray_eval import run_sharded
 
@@ -202,7 +245,8 @@ def evaluate(
                 float(np.mean(pred == ann_pred)), _rate(st.counts, step, n), parity if step == t else None, st.engine,
                 None if e is None else e.sops_upto(step), None if e is None else e.energy_upto(step) * 1e-6,
             ))
-    rows.sort(key=lambda r: (list(neurons).index(r.neuron), r.time_steps))
+    order = {c.kind: i for i, c in enumerate(cfgs)}
+    rows.sort(key=lambda r: (order[r.neuron], r.time_steps))
     ann_acc = float(np.mean(ann_pred == test_y)) if ann_pred is not None else float("nan")
     details = {"engine": engine}
     if ray_cfg is not None:
@@ -299,6 +343,58 @@ def _run_local(ann_outs: list[np.ndarray], feed, job: Job, batch_size: int, prov
     for i, s in enumerate(range(0, n, batch_size)):
         runner.add({k: v[s : s + batch_size] for k, v in feed.items()}, ann_outs[i])
     return runner.stats()
+
+
+def _rate(counts: dict[str, np.ndarray], t: int, n: int) -> float | None:
+    """Mean firing rate over all neurons of all layers during the first t steps."""
+    if not counts:
+        return None
+    spikes = sum(float(c[:t].sum()) for c in counts.values())
+    neurons = sum(c[0].size for c in counts.values())
+    return spikes / (neurons * n * t)
+
+
+def _evaluate_events(ann, test, test_y, calib, event_input, time_steps, neurons, calibration, batch_size,
+                     on_step, on_run) -> EvalResult:
+    from .runtime.session import Session
+
+    time_steps = sorted(set(int(t) for t in time_steps))
+    calibration = calibration or CalibrationConfig()
+    ann_sess = ann_session(ann)
+    name = _logits_name(ann)
+    rows: list[EvalRow] = []
+    ann_accs = {}
+    for t in time_steps:
+        frames = test.frames(t)
+        calib_frames = calib.frames(t).mean(axis=0)
+        (ann_logits,) = run_batched(ann_sess, {event_input: frames.mean(axis=0)}, [name], batch_size)
+        ann_pred = ann_logits.argmax(-1)
+        ann_accs[t] = ann_acc = float(np.mean(ann_pred == test_y))
+        for neuron in neurons:
+            cfg = NeuronConfig(kind=neuron) if isinstance(neuron, str) else neuron
+            res = convert(ann, time_steps=t, neuron=cfg, data={event_input: calib_frames}, calibration=calibration,
+                          parity_samples=16, event_inputs=(event_input,))
+            sess = Session(res.model)
+            per_step, counts = _run(sess, {event_input: frames}, batch_size, name)
+            if on_run:
+                on_run(cfg.kind, t, res, per_step, counts)
+            pred = per_step[-1].argmax(-1)
+            rows.append(EvalRow(cfg.kind, t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
+                                _rate(counts, t, len(test_y)), res.parity[name]["rel_max_diff"]))
+            if on_step:
+                on_step(f"{cfg.kind} T={t}")
+    order = {(n if isinstance(n, str) else n.kind): i for i, n in enumerate(neurons)}
+    rows.sort(key=lambda r: (order[r.neuron], r.time_steps))
+    return EvalResult(rows, len(test_y), ann_accs[max(time_steps)], {"event_input": event_input, "ann_accuracy_per_t": ann_accs})
+
+
+def _run(sess: Session, x, batch_size: int, name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Running-mean outputs [T, N, ...] and spike counts summed over all batches (``x``: static
+    ``[N, ...]`` or a dict with event frames ``[T, N, ...]``)."""
+    from .report.measure import run_snn
+
+    per_step, counts, _ = run_snn(sess, x, name, batch_size)
+    return per_step, counts
 
 
 def _rate(counts: dict[str, np.ndarray], t: int, n: int) -> float | None:

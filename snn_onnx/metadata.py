@@ -20,8 +20,12 @@ VERSION = PREFIX + "version"
 COMPENSATED = PREFIX + "compensated"
 MODE = PREFIX + "mode"  # "cnn" | "transformer"
 BLOCKS = PREFIX + "blocks"  # compensation blocks (multi-node non-linearities) and clean-up counts
+CLEANUP = PREFIX + "cleanup"  # what the clean-up changed (opset upgrade, folded shapes, quantized weights)
+PROVENANCE = PREFIX + "provenance"  # where weights and calibration data came from
+EXACT_TIME_STEPS = PREFIX + "exact_time_steps"  # the T at which ParaIF reproduces the ANN (-1: none)
+NIR = PREFIX + "nir"  # imported from NIR: dt, NIR node -> our neuron (snn_onnx/interop/nir_import.py)
 
-_JSON_KEYS = {NEURON, CALIBRATION, PARITY, SITES, INPUTS, OUTPUTS, COMPENSATED, BLOCKS}
+_JSON_KEYS = {NEURON, CALIBRATION, PARITY, SITES, INPUTS, OUTPUTS, COMPENSATED, BLOCKS, CLEANUP, PROVENANCE, NIR}
 
 
 def read(model: onnx.ModelProto) -> dict[str, Any]:
@@ -33,7 +37,7 @@ def read(model: onnx.ModelProto) -> dict[str, Any]:
         value: Any = prop.value
         if prop.key in _JSON_KEYS:
             value = json.loads(value)
-        elif prop.key == TIME_STEPS:
+        elif prop.key in (TIME_STEPS, EXACT_TIME_STEPS):
             value = int(value)
         out[prop.key[len(PREFIX) :]] = value
     return out

@@ -39,7 +39,7 @@ def test_timm_name_with_qcfs_levels(tmp_path):
     assert res.exit_code == 0, res.output
     assert "argmax agreement 100.00%" in res.output
     meta = snn_onnx.Session(out).metadata
-    assert len(meta["sites"]) == 17 and {s["kind"] for s in meta["sites"]} == {"qcfs"}
+    assert len(meta["sites"]) == 17 and {s["kind"] for s in meta["sites"]} == {"staircase"}
 
 
 def test_torch_module_needs_input_shape_and_bad_specs_are_named():

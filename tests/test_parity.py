@@ -47,7 +47,7 @@ def qcfs_ann(name: str, levels: int):
 def test_paraif_reproduces_qcfs_ann(name: str, levels: int, inputs: np.ndarray) -> None:
     ann = qcfs_ann(name, levels)
     res = snn_onnx.convert(ann, time_steps=levels, neuron="paraif", data=inputs[:16], parity_samples=16)
-    assert all(s["kind"] == "qcfs" for s in map(vars, res.sites))
+    assert all(s["kind"] == "staircase" for s in map(vars, res.sites))
     for batch in (1, 7):
         rep = level_flips(ann, res.model, {"input": inputs}, batch_size=batch)
         assert all(r["non_ties"] == 0 for r in rep.records), f"{name}: level mismatches that are not float ties: {rep.records}"

@@ -335,8 +335,17 @@ def test_modes():
 
     cnn = onnx.load(str(example_model_path()))
     assert snn_onnx.convert(cnn, time_steps=2, parity_samples=2).mode == "cnn"
-    with pytest.raises(ConversionError, match="no MatMul / Gemm has an activation input"):
-        snn_onnx.convert(cnn, time_steps=2, mode="transformer")
+    # forced onto a CNN, transformer mode puts multi-threshold neurons on the conv inputs
+    forced = snn_onnx.convert(cnn, time_steps=2, mode="transformer", parity_samples=2)
+    assert forced.mode == "transformer" and forced.sites
+    assert {s.op for s in forced.sites} == {"MultiThresholdNeuron"}
+    linear = helper.make_model(helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="only_layer")], "linear",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4, 8])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 8])],
+        [numpy_helper.from_array(np.ones((8, 8), np.float32), "w")]), opset_imports=[helper.make_opsetid("", 18)])
+    with pytest.raises(ConversionError, match="no activation to turn into spiking neurons"):
+        snn_onnx.convert(linear, time_steps=2, data=np.ones((2, 4, 8), np.float32))
     with pytest.raises(ConversionError, match="mode must be one of"):
         snn_onnx.convert(cnn, time_steps=2, mode="spiking")
     with pytest.raises(ConversionError, match="levels must be in"):

@@ -1,10 +1,12 @@
-"""Find the activation sites of an ANN and decide, node by node, what the SNN does with it.
+"""Time analysis of a graph whose spiking neurons are in place: which values vary over time,
+where their batch axis is, and what happens to every other node that sees one.
 
 A value is *time-varying* when it differs between time steps: the output of every spiking
 neuron and everything computed from it. Values computed only from static inputs are the same
 at every step, so non-linear ops on them need no compensation. Every op that receives a
-time-varying input must be linear (passes through), a known per-sample non-linearity
-(expectation compensation) or it stops the conversion with an error naming the node.
+time-varying input must be affine (passes through), a per-sample non-linearity (expectation
+compensation, alone or as part of a block) or it stops the conversion with an error naming
+the node. What each op is comes from ``ops/onnx_table.py``.
 """
 
 from __future__ import annotations
@@ -14,53 +16,24 @@ from dataclasses import dataclass, field
 import onnx_ir as ir
 
 from ..errors import ConversionError, UnsupportedOpError
-from . import batch_axis, blocks, rules
+from ..ops import schema
+from ..ops import onnx_table
+from . import batch_axis, blocks
 from .blocks import Block
-from .graph_utils import is_float
-from .rules import Site
+from .graph_utils import is_float, propagate
 
 
 @dataclass
 class Plan:
-    sites: list[Site]
-    compensated: list[ir.Node] = field(default_factory=list)
+    compensated: list[ir.Node] = field(default_factory=list)  # single nodes and two-input products
     time_varying: set[ir.Value] = field(default_factory=set)
     blocks: list[Block] = field(default_factory=list)  # multi-node compensation blocks
     batch_axes: dict[ir.Value, int] = field(default_factory=dict)  # of time-varying values
 
 
-def find_sites(graph: ir.Graph) -> list[Site]:
-    sites: list[Site] = []
-    claimed: set[ir.Node] = set()
-    names: set[str] = set()
+def refuse_converted(graph: ir.Graph) -> None:
     for node in graph:
-        if node in claimed:
-            continue
-        for rule in rules.ACTIVATION_RULES:
-            site = rule(node)
-            if site is not None and not claimed.intersection(site.nodes):
-                base, i = site.name, 1
-                while site.name in names:
-                    i += 1
-                    site.name = f"{base}#{i}"
-                names.add(site.name)
-                sites.append(site)
-                claimed.update(site.nodes)
-                break
-    return sites
-
-
-def plan_conversion(graph: ir.Graph) -> Plan:
-    _refuse_converted(graph)
-    sites = find_sites(graph)
-    plan = Plan(sites)
-    plan_time(graph, plan, {site.nodes[-1]: site for site in sites}, {n for site in sites for n in site.nodes})
-    return plan
-
-
-def _refuse_converted(graph: ir.Graph) -> None:
-    for node in graph:
-        if node.domain == "snn_onnx":
+        if node.domain == schema.DOMAIN:
             raise ConversionError(
                 "the model already contains snn_onnx ops: it looks like a converted SNN; "
                 "convert the ANN instead",
@@ -69,54 +42,51 @@ def _refuse_converted(graph: ir.Graph) -> None:
             )
 
 
-def plan_time(
-    graph: ir.Graph,
-    plan: Plan,
-    site_of_output: dict[ir.Node, Site],
-    claimed: set[ir.Node],
-    spiking_uses: set[tuple[ir.Node, int]] = frozenset(),
-    extra_compensated: frozenset[str] = frozenset(),
-) -> None:
-    """Propagate time variation from the spiking sites through the graph, follow the batch
-    axis, group per-sample non-linear regions into compensation blocks and classify every
-    other node that sees a time-varying input. ``spiking_uses``: (node, input index) pairs fed
-    by a spiking neuron inserted on that edge (transformer mode) rather than replacing a node."""
-    tv, axes = plan.time_varying, plan.batch_axes
+_SPIKING = frozenset(schema.SPIKING_OPS)
+
+
+def plan_time(graph: ir.Graph, seeds: frozenset[ir.Value] = frozenset()) -> Plan:
+    """Propagate time variation from the spiking ops (and ``seeds``: inputs that already vary
+    over time) through the graph, follow the batch axis, group per-sample non-linear regions
+    into compensation blocks and classify every other node that sees a time-varying input."""
+    plan = Plan()
+    axes = plan.batch_axes
     static_axes = batch_axis.static_axes(graph)
+    axes.update({v: 0 for v in seeds})
     varying_of: dict[ir.Node, list[int]] = {}
-    for node in graph:
-        if node in site_of_output:
-            site = site_of_output[node]
-            tv.add(site.output)
-            axes[site.output] = axes.get(site.input, static_axes.get(site.input, 0))
-            continue
-        if node in claimed:
-            continue
-        varying = [
-            i for i, v in enumerate(node.inputs)
-            if v is not None and (v in tv or (node, i) in spiking_uses)
-        ]
-        if not varying or node.op_type in rules.SHAPE_OPS and node.domain == "":
-            continue
-        _check_known(node, extra_compensated)
-        local = {node.inputs[i]: axes.get(node.inputs[i], static_axes.get(node.inputs[i], 0)) for i in varying}
-        axes.update(batch_axis.output_axes(node, local))
-        tv.update(node.outputs)
+
+    def axis_of(v: ir.Value) -> int:
+        return axes.get(v, static_axes.get(v, 0))
+
+    def transfer(node: ir.Node, facts: dict) -> dict:
+        if node.domain == schema.DOMAIN:  # a neuron: its spikes vary; its input needs the batch first
+            x = node.inputs[0]
+            batch_axis.require_leading(x, {x: axis_of(x) if x is not None else 0}, node.op_type, node)
+            axes[node.outputs[0]] = 0
+            return {node.outputs[0]: True}
+        varying = [i for i, v in enumerate(node.inputs) if v is not None and v in facts]
+        _check_known(node)
+        axes.update(batch_axis.output_axes(node, {node.inputs[i]: axis_of(node.inputs[i]) for i in varying}))
         varying_of[node] = varying
-    plan.blocks = blocks.find_blocks(graph, varying_of, axes, extra_compensated)
+        return {o: True for o in node.outputs}
+
+    def spiking(node: ir.Node) -> bool:
+        return node.domain == schema.DOMAIN and node.op_type in _SPIKING
+
+    plan.time_varying.update(propagate(graph, {v: True for v in seeds}, transfer, start=spiking))
+    plan.blocks = blocks.find_blocks(graph, varying_of, axes)
     in_block = {n for blk in plan.blocks for n in blk.nodes}
     for node, varying in varying_of.items():
-        if node in in_block:
-            continue
-        if node.op_type in extra_compensated:
-            plan.compensated.append(node)
-            continue
-        _classify(node, varying, plan)
+        if node not in in_block:
+            _classify(node, varying, plan)
+    return plan
 
 
-def _check_known(node: ir.Node, extra_compensated: frozenset[str]) -> None:
+def _check_known(node: ir.Node) -> None:
     op = node.op_type
-    if node.domain not in ("", "ai.onnx"):
+    if node.domain not in onnx_table.STANDARD_DOMAINS and not (
+        node.domain == "com.microsoft" and op in onnx_table.QDQ_OPS
+    ):
         raise UnsupportedOpError(
             f"custom op of domain '{node.domain}' on a time-varying tensor: snn-onnx cannot "
             "know whether it acts on each time step separately",
@@ -127,25 +97,25 @@ def _check_known(node: ir.Node, extra_compensated: frozenset[str]) -> None:
         raise UnsupportedOpError(
             "control flow (subgraphs) on a time-varying tensor is not supported", node.name, op
         )
-    known = rules.LINEAR_OPS | rules.BILINEAR_OPS | rules.COMPENSATED_OPS | blocks.BLOCK_ONLY_OPS | extra_compensated
-    if op not in known:
+    if onnx_table.info(op, node.domain) is None:
         raise _unsupported(node)
 
 
 def _unsupported(node: ir.Node) -> UnsupportedOpError:
     return UnsupportedOpError(
         "no spiking form and not known to act on each sample separately, so it cannot be "
-        "wrapped in expectation compensation. Replace it in the ANN, or add a rule in "
-        "snn_onnx/conversion/rules.py if it is per-sample",
+        "wrapped in expectation compensation. Replace it in the ANN, or describe it in "
+        "snn_onnx/conversion/onnx_table.py if it is per-sample",
         node.name,
         node.op_type,
     )
 
 
 def _classify(node: ir.Node, varying: list[int], plan: Plan) -> None:
-    # every node here has passed _check_known (standard domain, known op)
+    # every node here has passed _check_known (known domain and op)
     op = node.op_type
-    if op in rules.LINEAR_OPS:
+    role = onnx_table.info(op, node.domain).role
+    if role == onnx_table.AFFINE:
         if op in ("Cast", "CastLike") and not all(is_float(o) for o in node.outputs):
             raise UnsupportedOpError(
                 "casting a spiking (time-varying) tensor to a non-float type is not linear",
@@ -155,12 +125,12 @@ def _classify(node: ir.Node, varying: list[int], plan: Plan) -> None:
         if op == "Where" and 0 in varying:
             raise UnsupportedOpError("Where with a time-varying condition", node.name, op)
         return
-    if op in rules.BILINEAR_OPS:
+    if role == onnx_table.BILINEAR:
         if op == "Div" and varying == [0] or op != "Div" and len(varying) == 1:
             return
         plan.compensated.append(node)  # product of two spiking tensors: two-input form
         return
-    if op in rules.COMPENSATED_OPS:
+    if op in onnx_table.COMPENSABLE_OPS:
         used_non_float = [
             o.name for o in node.outputs if not is_float(o) and (o.uses() or o.is_graph_output())
         ]
@@ -173,7 +143,7 @@ def _classify(node: ir.Node, varying: list[int], plan: Plan) -> None:
             )
         plan.compensated.append(node)
         return
-    if op in blocks.BLOCK_ONLY_OPS:
+    if role in (onnx_table.NONLINEAR, onnx_table.LOGICAL):
         raise UnsupportedOpError(
             "it acts on a time-varying tensor outside a per-sample block snn-onnx can wrap in "
             "expectation compensation (e.g. IsNaN after a Softmax); its output is not a float "

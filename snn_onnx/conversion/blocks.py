@@ -25,15 +25,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_ir as ir
 
-from . import rules
-from .batch_axis import ELEMENTWISE
+from ..ops import onnx_table
 from .graph_utils import const_array, is_float
 
+ELEMENTWISE = onnx_table.ELEMENTWISE_OPS
 # Ops that are only acceptable inside a block (their output is not a float that could be
-# averaged, e.g. IsNaN feeding a Where's condition).
-BLOCK_ONLY_OPS = frozenset(
-    "IsNaN IsInf Not And Or Xor Equal Greater GreaterOrEqual Less LessOrEqual Swish".split()
-)
+# averaged, e.g. IsNaN feeding a Where's condition, or a one-hot Hardmax).
+BLOCK_ONLY_OPS = onnx_table.LOGICAL_OPS | (onnx_table.NONLINEAR_OPS - onnx_table.COMPENSABLE_OPS)
+_NONLINEAR = onnx_table.COMPENSABLE_OPS | onnx_table.LOGICAL_OPS  # what makes a region a block
 # Ops that may sit inside a block: they act on each sample separately (the batch-axis
 # analysis has already refused any that would act along it).
 BLOCK_OPS = ELEMENTWISE | frozenset(
@@ -55,9 +54,9 @@ class Block:
     extra: dict = field(default_factory=dict)
 
 
-def _nonlinear(node: ir.Node, inside: set[ir.Value], extra: frozenset[str]) -> bool:
+def _nonlinear(node: ir.Node, inside: set[ir.Value]) -> bool:
     op = node.op_type
-    if op in rules.COMPENSATED_OPS or op in BLOCK_ONLY_OPS or op in extra:
+    if op in _NONLINEAR:
         return True
     if op in ("Mul", "Div", "Pow"):  # a product of two values of the block
         return sum(1 for v in node.inputs if v is not None and v in inside) >= 2
@@ -131,7 +130,6 @@ def find_blocks(
     graph: ir.Graph,
     varying_of: dict[ir.Node, list[int]],
     axes: dict[ir.Value, int],
-    extra_nonlinear: frozenset[str] = frozenset(),
 ) -> list[Block]:
     """Group the non-linear per-sample nodes into blocks that are functions of one value.
 
@@ -149,7 +147,7 @@ def find_blocks(
         if n in claimed or not _allowed(n, varying_of, claimed):
             continue
         tv = _tv_values(n, varying_of)
-        if not _nonlinear(n, set(tv) if len(tv) > 1 else set(), extra_nonlinear):
+        if not _nonlinear(n, set(tv) if len(tv) > 1 else set()):
             continue
         for root in _candidate_roots(n, tv, order, varying_of, claimed):
             if axes.get(root, 0) != 0 or not is_float(root):
@@ -161,12 +159,12 @@ def find_blocks(
             if len(exits) != 1 or not is_float(exits[0]) or axes.get(exits[0], 0) != 0:
                 continue
             inside = {root} | {v for m in members for v in m.outputs}
-            if not any(_nonlinear(m, inside, extra_nonlinear) for m in members):
+            if not any(_nonlinear(m, inside) for m in members):
                 continue
-            members = _ancestors(members, exits[0])
-            fn = identify_function(members, root, exits[0], opset)
-            kind = fn[0] if fn else label(members, root, exits[0], opset)
-            blk = Block(name="", kind=kind, nodes=members, input=root, output=exits[0])
+            members, y = _trim_tail(_ancestors(members, exits[0]), exits[0], axes)
+            fn = identify_function(members, root, y, opset)
+            kind = fn[0] if fn else label(members, root, y, opset)
+            blk = Block(name="", kind=kind, nodes=members, input=root, output=y)
             if fn:  # an elementwise function, starting at fn[1] (after a bias add, say)
                 blk.extra.update(function=fn[0], function_input=fn[1], function_start=fn[2])
             blk.name = _block_name(blk)
@@ -195,6 +193,26 @@ def _candidate_roots(n, tv, order, varying_of, claimed, max_depth: int = 10) -> 
         return -1 if p is None else order.get(p, -1)
 
     return sorted(seen, key=pos)
+
+
+_MOVERS = frozenset({"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity", "Dropout"})
+
+
+def _trim_tail(members: list[ir.Node], y: ir.Value, axes: dict[ir.Value, int]) -> tuple[list[ir.Node], ir.Value]:
+    """Reshapes and transposes at the end of a block only move values: they commute with the
+    running mean, so they stay outside and the block ends on its last non-linear op (which
+    lets a known function be named and fused)."""
+    while len(members) > 1:
+        last = y.producer()
+        if last is not members[-1] or last.op_type not in _MOVERS or last.domain not in ("", "ai.onnx"):
+            break
+        x = last.inputs[0]
+        if (x is None or x.is_graph_output() or len(list(x.uses())) != 1 or x.producer() not in members
+                or axes.get(x, 0) != 0 or not is_float(x)):
+            break
+        members = members[:-1]
+        y = x
+    return members, y
 
 
 def _ancestors(members: list[ir.Node], y: ir.Value) -> list[ir.Node]:
@@ -233,7 +251,7 @@ def label(members: list[ir.Node], root: ir.Value, y: ir.Value, opset: int = 18) 
     fn = identify_elementwise(members, root, y, opset)
     if fn is not None:
         return fn
-    nonlin = sorted(o for o in ops if o in rules.COMPENSATED_OPS or o in BLOCK_ONLY_OPS or o == "Relu")
+    nonlin = sorted(o for o in ops if o in _NONLINEAR)
     return "+".join(nonlin) if nonlin else "product"
 
 
@@ -263,7 +281,7 @@ def identify_function(
 
 
 def _ref_functions() -> dict[str, callable]:
-    from math import erf, sqrt, tanh, pi
+    from math import erf, pi, sqrt
 
     def gelu(x):
         return 0.5 * x * (1.0 + np.vectorize(erf)(x / sqrt(2.0)))

@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from ..errors import CalibrationError
 
@@ -117,16 +116,9 @@ def collect(
     (``update(x)``, ``threshold()``) than the default positive max / percentile one."""
     if not requests:
         return {}
-    model = onnx.ModelProto()
-    model.CopyFrom(ann)
-    present = {o.name for o in model.graph.output}
-    for req in requests:
-        if req.value not in present:
-            model.graph.output.append(onnx.helper.make_tensor_value_info(req.value, onnx.TensorProto.FLOAT, None))
-            present.add(req.value)
-    so = ort.SessionOptions()
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    from .ann_runner import ann_session
+
+    sess = ann_session(ann, [r.value for r in requests])
     n = min(len(next(iter(inputs.values()))), config.num_samples)
     starts = list(range(0, n, config.batch_size))
     rng = np.random.default_rng(config.seed)

@@ -25,7 +25,9 @@ import onnx_ir.passes.common  # noqa: F401  (ShapeInferencePass, RemoveUnusedNod
 from ..ops import schema
 from .analysis import Plan, plan_time
 from .blocks import Block
+from .graph_utils import propagate
 from .rewrite import SnnBuilder
+from .rules import tag
 
 TM, TD = schema.TEMPORAL_MEAN.name, schema.TEMPORAL_DELTA.name
 SPIKING = frozenset(schema.SPIKING_OPS)
@@ -44,6 +46,8 @@ def compensate_block(builder: SnnBuilder, blk: Block) -> tuple[ir.Node, ir.Node]
     every other consumer and the graph outputs)."""
     graph = builder.graph
     members = set(blk.nodes)
+    for n in blk.nodes:
+        tag(n, "compensation")
     x, y = blk.input, blk.output
     tm = builder._temporal(TM, x, blk.name)
     tm.outputs[0].dtype, tm.outputs[0].shape = x.dtype, x.shape
@@ -73,19 +77,14 @@ def take_output_name(builder: SnnBuilder, old: ir.Value, new: ir.Value) -> None:
 def time_varying(graph: ir.Graph, seeds: frozenset[ir.Value] = frozenset()) -> set[ir.Value]:
     """Values of the SNN graph that differ between time steps: outputs of the spiking and
     temporal ops (and ``seeds``) and everything computed from them (shapes excepted)."""
-    tv: set[ir.Value] = set(seeds)
-    for node in graph:
-        if node.domain == schema.DOMAIN:
-            if node.op_type in SPIKING:
-                tv.add(node.outputs[0])
-            elif any(v in tv for v in node.inputs if v is not None) or node.op_type == TD or node.op_type in FUSED_OPS:
-                tv.update(node.outputs)
-            continue
-        if node.op_type in ("Shape", "Size"):
-            continue
-        if any(v is not None and v in tv for v in node.inputs):
-            tv.update(node.outputs)
-    return tv
+    def source(node: ir.Node) -> bool:
+        return node.domain == schema.DOMAIN and (node.op_type in SPIKING or node.op_type == TD or node.op_type in FUSED_OPS)
+
+    def transfer(node: ir.Node, _facts: dict) -> dict:
+        spiking = node.domain == schema.DOMAIN and node.op_type in SPIKING
+        return {o: True for o in (node.outputs[:1] if spiking else node.outputs)}  # counts never vary
+
+    return set(propagate(graph, {v: True for v in seeds}, transfer, start=source))
 
 
 def _is(node: ir.Node | None, op: str) -> bool:
@@ -172,6 +171,20 @@ def _replace_outputs(graph: ir.Graph, old: ir.Value, new: ir.Value) -> None:
             graph.outputs[i] = new
 
 
+def compensate(
+    builder: SnnBuilder,
+    seeds: frozenset[ir.Value] = frozenset(),
+    fused: bool = False,
+) -> tuple[Plan, dict[str, int]]:
+    """The compensation stage, the same for every mode: with the neurons in place, find what
+    varies over time (``analysis.plan_time``; ``seeds``: values varying over time besides the
+    outputs of the spiking ops, e.g. event inputs), wrap every per-sample non-linear block and
+    node that sees it, then :func:`simplify`."""
+    plan = plan_time(builder.graph, seeds)
+    info = compensate_all(builder, plan.blocks, plan.compensated, seeds, fused)
+    return plan, info
+
+
 def compensate_all(
     builder: SnnBuilder,
     blocks: list[Block],
@@ -181,8 +194,7 @@ def compensate_all(
 ) -> dict[str, int]:
     """Blocks first (``fused``: as one CompensatedElementwise node where that is faster,
     ``fused.py``), then single nodes and products (each seeing the time variation of the
-    graph as rewritten so far; ``seeds``: values varying over time besides the outputs of
-    snn_onnx ops), then :func:`simplify`."""
+    graph as rewritten so far), then :func:`simplify`."""
     from .fused import can_fuse, fuse_block
 
     n_fused = 0
@@ -213,11 +225,8 @@ def compensate_model(
     graph = ir_model.graph
     names = inputs or [v.name for v in graph.inputs if v.name not in graph.initializers]
     seeds = frozenset(v for v in graph.inputs if v.name in names)
-    uses = {(u.node, u.idx) for v in seeds for u in v.uses()}
-    plan = Plan([])
-    plan_time(graph, plan, {}, set(), spiking_uses=uses, extra_compensated=frozenset({"Relu"}))
     builder = SnnBuilder(ir_model, time_steps)
-    compensate_all(builder, plan.blocks, plan.compensated, seeds, fused)
+    plan, _ = compensate(builder, seeds, fused)
     ir.passes.common.RemoveUnusedNodesPass()(ir_model)
     graph.sort()
     proto = ir.to_proto(ir_model)

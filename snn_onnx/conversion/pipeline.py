@@ -1,11 +1,26 @@
-"""``convert``: ANN (.onnx, ModelProto, torch module, timm name) -> spiking ONNX model."""
+"""``convert``: ANN (.onnx, ModelProto, torch module, timm name) -> spiking ONNX model.
+
+The stages, each in its own module:
+
+    load        api.convert, export            any model -> ONNX ModelProto (the caller resolves
+                                               models and tokenises text)
+    clean       cleanup.clean                  opset, constants, quantized weights, shapes
+    rules       rules.ActivationRule / modes   where the neurons go (activations by behaviour,
+                transformer.select_sites       or multi-threshold neurons on weight-layer inputs)
+    calibrate   calibrate.collect              thresholds the ANN does not carry
+    rewrite     rewrite.SnnBuilder             neurons in place
+    compensate  compensation.compensate        non-linear blocks and products over time
+    place time  SnnBuilder.time_exit,          average outputs; repeat static inputs where they
+                optimize.place_entry           leave the time-invariant prefix (run once)
+    validate    validate.check                 checker, parity, the exactness gate
+"""
 
 from __future__ import annotations
 
-import os
-import tempfile
+import contextlib
 import time
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -13,16 +28,22 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from .. import metadata as md
-from ..errors import CalibrationError, ConversionError, DataError, OutputExistsError
+from .. import files, metadata as md
+from ..errors import ConversionError, DataError
+from ..runtime import inputs as feed_checks, memory
+from ..ops.schema import MAX_TIME_STEPS as MAX_T
 from ..version import __version__
-from . import analysis, calibrate, cleanup, compensation, optimize, transformer, validate
-from . import fused as fused_ops
-from .calibrate import CalibrationConfig, SiteRequest
-from .rewrite import NeuronConfig, NeuronRecord, SnnBuilder, batch_carrying
+from . import analysis, cleanup, compensation, modes, optimize, transformer, validate
+from .calibrate import CalibrationConfig
+from .rewrite import NeuronConfig, SnnBuilder, batch_carrying
+from .rules import ActivationRule, Trace
 from .transformer import MultiThresholdConfig
 
 Inputs = dict[str, np.ndarray]
+
+
+class ConversionWarning(UserWarning):
+    """Something the user should know about a conversion that still went through."""
 
 
 @dataclass
@@ -39,6 +60,9 @@ class ConversionResult:
     optimizations: dict[str, Any] = field(default_factory=dict)
     mode: str = "cnn"
     blocks: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    explain: list[str] = field(default_factory=list)  # rules' near misses (--explain)
+    cleanup: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> str:
         lines = [
@@ -46,63 +70,64 @@ class ConversionResult:
             f"{len(self.blocks)} compensated blocks, {len(self.compensated)} other compensated ops",
         ]
         lines += validate.format_parity(self.parity)
+        lines += [f"warning: {w}" for w in self.warnings]
         if self.path is not None:
             lines.append(f"wrote {self.path}")
         return "\n".join(lines)
 
 
 def check_output_path(output: str | Path | None, force: bool) -> Path | None:
-    if output is None:
-        return None
-    out = Path(output)
-    if out.exists() and not force:
-        raise OutputExistsError(f"output file exists: {out} (pass force=True / --force to overwrite)")
-    if out.exists() and out.is_dir():
-        raise OutputExistsError(f"output path is a directory: {out}")
-    if not out.parent.exists():
-        raise OutputExistsError(f"output directory does not exist: {out.parent}")
-    return out
+    """``snn_onnx.files.check_output_path`` (None passes)."""
+    return None if output is None else files.check_output_path(output, force)
 
 
 def save_atomic(model: onnx.ModelProto, out: Path) -> None:
-    """Write to a temporary file beside ``out`` and rename, so a failure never leaves a
-    half-written model in place of the user's file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        onnx.save(model, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write through a temporary file beside ``out`` (``snn_onnx.files``), so a failure never
+    leaves a half-written model in place of the user's file. Models over 2 GB keep their weights
+    in an external data file beside the model (``<name>.data``)."""
+    with files.atomic_path(out) as tmp:
+        if model.ByteSize() > _PROTO_LIMIT:
+            onnx.save(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
+                      location=f"{Path(out).name}.data", size_threshold=1024)
+        else:
+            onnx.save(model, tmp)
+
+
+_PROTO_LIMIT = (1 << 31) - (1 << 26)  # protobuf's 2 GB limit, with room for the graph
 
 
 def as_inputs(data: Any, ann: onnx.ModelProto) -> Inputs | None:
     """Normalise calibration data to ``{input name: array}``. Sentences (a list of str) are
-    tokenised for a model exported from a Hugging Face folder."""
+    tokenised for a model exported from a Hugging Face folder; a mapping (an ``.npz``, a dict)
+    is taken by input name, and ``x`` names the input of a single-input model."""
     if data is None:
         return None
     if isinstance(data, (list, tuple)) and data and all(isinstance(s, str) for s in data):
-        return _text_inputs(ann, data)
+        raise DataError("sentences must be tokenised first (snn_onnx.convert does it for a Hugging Face folder; "
+                        "or snn_onnx.data.text.tokenize)")
     names = graph_input_names(ann)
-    if isinstance(data, Mapping):
-        missing = [n for n in names if n not in data]
+    inputs = getattr(data, "inputs", None)  # a snn_onnx.data Dataset of a multi-input model
+    if inputs is not None:
+        data = inputs
+    if isinstance(data, Mapping) or hasattr(data, "files"):
+        keys = list(data.files) if hasattr(data, "files") else list(data)
+        if len(names) == 1 and names[0] not in keys and "x" in keys:
+            return {names[0]: np.asarray(data["x"])}
+        missing = [n for n in names if n not in keys]
         if missing:
-            raise DataError(f"data has no array for model input(s) {missing}; it has {sorted(data)}")
-        return {n: np.asarray(data[n]) for n in names}
+            raise DataError(
+                f"data has no array for model input(s) {missing}; it has {sorted(keys)} "
+                "(name the arrays after the model's inputs; 'x' is accepted for a single input)"
+            )
+        out = {n: np.asarray(data[n]) for n in names}
+        sizes = {n: len(v) for n, v in out.items()}
+        if len(set(sizes.values())) > 1:
+            raise DataError(f"the input arrays hold different numbers of samples: {sizes}")
+        return out
     x = getattr(data, "x", data)
     if len(names) != 1:
         raise DataError(f"the model has {len(names)} inputs {names}; pass data as a dict by input name")
     return {names[0]: np.asarray(x)}
-
-
-def _text_inputs(ann: onnx.ModelProto, sentences) -> Inputs:
-    folder = next((p.value for p in ann.metadata_props if p.key == "snn_onnx.hf.folder"), None)
-    if folder is None:
-        raise DataError("sentences as calibration data need a model exported from a Hugging Face folder")
-    from ..data.text import tokenize
-
-    return tokenize(folder, sentences, input_names=graph_input_names(ann))
 
 
 def graph_input_names(model: onnx.ModelProto) -> list[str]:
@@ -120,11 +145,12 @@ def random_inputs(ann: onnx.ModelProto, n: int, seed: int = 0) -> Inputs:
             continue
         t = inp.type.tensor_type
         dims = [d.dim_value if d.HasField("dim_value") else None for d in t.shape.dim]
-        if any(d is None for d in dims[1:]):
+        if any(d is None or d <= 0 for d in dims[1:]):
             raise DataError(
                 f"input '{inp.name}' has symbolic dimensions {dims}; give calibration data"
             )
-        shape = [n if dims[0] is None else dims[0]] + dims[1:]
+        batch = dims[0] if dims and dims[0] is not None and dims[0] > 0 else n
+        shape = [batch] + dims[1:]
         if t.elem_type != onnx.TensorProto.FLOAT:
             raise DataError(f"input '{inp.name}' is not float; give calibration data")
         out[inp.name] = rng.standard_normal(shape).astype(np.float32)
@@ -151,123 +177,170 @@ def convert(
     mode: str = "auto",
     multi_threshold: MultiThresholdConfig | None = None,
     fused: bool = False,
+    parity_gate: bool = True,
+    data_source: str | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> ConversionResult:
     """Convert an ANN to a spiking ONNX model.
 
     ``model``: path to an .onnx file, an ``onnx.ModelProto``, a torch ``nn.Module`` (needs
     ``input_shape`` without the batch axis), a timm model name or a ``module:factory`` path.
-    ``data``: calibration samples (array, dict by input name, or a ``snn_onnx.data`` dataset);
-    None uses seeded random inputs (fine for QCFS/clip models, whose thresholds are known).
+    ``data``: calibration samples (array, dict / ``.npz`` by input name, or a ``snn_onnx.data``
+    dataset); None uses seeded random inputs (fine for QCFS / clip / quantized models, whose
+    thresholds are known; ``data_source`` names where given data came from, for the metadata).
     ``event_inputs``: names of inputs that already carry one frame per step (DVS events):
     the SNN takes them as ``[T*B, ...]`` (time-major) instead of repeating a static input.
     Calibration and the parity check then feed the ANN each frame as a sample and the SNN
     the same frame repeated over time.
     ``optimize_graph``: run the time-invariant layers before the first neuron once instead of
-    T times (``optimize.hoist_time_entry``; same outputs and spikes, less work).
-    ``mode``: "cnn" (ReLU / clip / QCFS activations become IF or ParaIF neurons), "transformer"
-    (multi-threshold neurons on the activation inputs of every Linear / MatMul, configured by
-    ``multi_threshold``; docs/transformers.md) or "auto" (transformer for graphs with MatMul on
-    activations and LayerNorm or attention softmax). ``fused``: compensate blocks with a
-    fused kernel (``CompensatedElementwise``) where it is faster (conversion/fused.py).
+    T times (``optimize.place_entry``; same outputs and spikes, less work).
+    ``mode``: "cnn" (ReLU / clip / staircase activations become IF or ParaIF neurons),
+    "transformer" (multi-threshold neurons on the activation inputs of every Linear / MatMul /
+    Conv, configured by ``multi_threshold``; docs/transformers.md) or "auto" (transformer for
+    graphs with attention or LayerNorm and no staircase activation, and for graphs with no
+    activation a CNN-mode neuron can take). ``fused``: compensate blocks with a fused kernel
+    (``CompensatedElementwise``) where it is faster (conversion/fused.py).
+    ``parity_gate``: when every neuron is ParaIF on a staircase with L levels and T = L, the
+    SNN must reproduce the ANN on the calibration samples (float ties at a step boundary
+    excepted) or the conversion fails and nothing is written; False writes it anyway.
+    ``provenance``: where the weights came from (e.g. ``{"weights": "random-init"}``), recorded.
     """
     t0 = time.perf_counter()
+    if isinstance(time_steps, bool) or not isinstance(time_steps, (int, np.integer)) or not 1 <= time_steps <= MAX_T:
+        raise ConversionError(f"time steps T must be an integer in [1, {MAX_T}], got {time_steps!r}")
     out = check_output_path(output, force)
     cfg = NeuronConfig(kind=neuron) if isinstance(neuron, str) else neuron
     calibration = calibration or CalibrationConfig()
-    from ..export import resolve_model  # lazy: torch only when needed
+    progress = _Progress(on_progress)
+    timer = _Timer(progress)
+    if not isinstance(model, onnx.ModelProto):
+        raise ConversionError("conversion.pipeline.convert takes an ONNX ModelProto; snn_onnx.convert also takes "
+                              "files, torch modules, timm names and Hugging Face folders")
+    if input_shape is not None:
+        raise ConversionError("input_shape applies to torch modules (snn_onnx.convert), not to an ONNX model")
+    ann = cleanup.dynamic_batch(model)
 
-    ann = resolve_model(model, input_shape=input_shape)
-    source_name = source_name or (str(model) if isinstance(model, (str, Path)) else type(model).__name__)
-    timings = {"load": time.perf_counter() - t0}
+    with timer("clean"):
+        clean = cleanup.clean(ann)
+        analysis.refuse_converted(clean.model.graph)
+        clean_proto = ir.to_proto(clean.model)
+    with timer("analyse"):
+        trace = Trace()
+        cnn_sites = ActivationRule(dict(clean.model.opset_imports), trace).match(clean.model.graph)
+        conv_mode = modes.choose(clean.model.graph, mode, cnn_sites, cfg, multi_threshold or MultiThresholdConfig(),
+                                 calibration)
+        sites = conv_mode.sites(clean.model.graph)
+    warn = list(clean.warnings)
+    provenance = _provenance(ann, provenance, warn)
+    data = _calibration_data(data, ann, calibration, parity_samples, data_source)
+    bs = clean.fixed_batch or calibration.batch_size
+    cal_cfg = replace(calibration, batch_size=bs)
+    n_cal = min(data.n, cal_cfg.num_samples)
+    with timer("calibrate"):
+        stats = conv_mode.calibrate(clean_proto, sites, data.inputs, cal_cfg,
+                                    lambda k: progress.step("calibrate", k, n_cal))
+    with timer("rewrite", steps=3):
+        builder = SnnBuilder(clean.model, time_steps)
+        records = conv_mode.place(builder, sites, stats, spike_counts)
+        progress("rewrite", 1, 3)
+        plan, comp_info = compensation.compensate(builder, fused=fused)
+        progress("rewrite", 2, 3)
+        placed = place_time(builder, event_inputs, clean.fixed_batch, per_step, optimize_graph)
+    with timer("validate"):
+        exact = conv_mode.exact_time_steps(records)
+        if exact is not None and exact != time_steps:
+            warn.append(exact_t_message(exact, time_steps))
+        parity = validate_snn(ann, placed.model, data, records, exact, time_steps, event_inputs,
+                              bs if clean.fixed_batch else 16, parity_gate, warn, parity_samples)
 
-    t = time.perf_counter()
-    ir_model, fixed_batch = cleanup.cleanup(ann)
-    clean_proto = ir.to_proto(ir_model)
-    chosen = transformer.choose_mode(ir_model.graph, mode)
-    mt_cfg = multi_threshold or MultiThresholdConfig()
-    if chosen == "transformer":
-        plan, mt_sites = transformer.plan(ir_model.graph, mt_cfg.sites)
-    else:
-        plan = analysis.plan_conversion(ir_model.graph)
-        if not plan.sites:
-            raise ConversionError("the model has no activation (ReLU, Clip(0, λ) or QCFS) to turn into spiking neurons")
-    timings["analyse"] = time.perf_counter() - t
+    cal_meta = {
+        **calibration.describe(),
+        **({"multi_threshold": conv_mode.describe()} if conv_mode.name == "transformer" else {}),
+        "data": data.source,
+        "num_samples": n_cal,
+        "sites_calibrated": conv_mode.calibrated(sites),
+        "sites_from_ann": len(sites) - conv_mode.calibrated(sites),
+    }
+    block_meta = transformer.block_summary(plan)
+    compensated = [n.name for n in plan.compensated]
+    for w in warn:
+        warnings.warn(w, ConversionWarning, stacklevel=2)
+    snn = placed.model
+    md.write(
+        snn,
+        {
+            md.VERSION: __version__,
+            md.TIME_STEPS: time_steps,
+            md.NEURON: conv_mode.describe(),
+            md.MODE: conv_mode.name,
+            md.BLOCKS: {"blocks": block_meta, **comp_info},
+            md.CALIBRATION: cal_meta,
+            md.PARITY: parity,
+            md.SITES: [_record_dict(r) for r in records],
+            md.COMPENSATED: compensated,
+            md.INPUTS: placed.input_kinds,
+            md.OUTPUTS: placed.per_step_names,
+            md.SOURCE: source_name or "ModelProto",
+            md.CLEANUP: clean.describe(),
+            md.PROVENANCE: {"calibration_data": data.source, **provenance},
+            **({md.EXACT_TIME_STEPS: exact} if exact is not None else {}),
+        },
+    )
+    if out is not None:
+        save_atomic(snn, out)
+    timings = {**timer.seconds, "total": time.perf_counter() - t0}
+    return ConversionResult(
+        model=snn, path=out, time_steps=time_steps, neuron=conv_mode.neuron_name,
+        sites=records, compensated=compensated, parity=parity, calibration=cal_meta,
+        seconds=timings, mode=conv_mode.name, blocks=block_meta, optimizations=placed.optimizations, warnings=warn,
+        explain=trace.lines(), cleanup=clean.describe(),
+    )
 
-    if data is None and any(p.key == "snn_onnx.hf.folder" for p in ann.metadata_props):
-        from ..data.text import CALIBRATION
 
-        data = list(CALIBRATION)  # a text encoder: the bundled calibration sentences
+# --- stages ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CalibrationData:
+    inputs: Inputs
+    source: str  # "random", "given" or what the caller named it
+    n: int
+
+
+def _calibration_data(data: Any, ann: onnx.ModelProto, calibration: CalibrationConfig, parity_samples: int,
+                      source: str | None) -> CalibrationData:
+    """The samples calibration and the parity check run on (seeded random inputs when none)."""
     inputs = as_inputs(data, ann)
-    data_source = "given" if inputs is not None else "random"
-    n_needed = max(calibration.num_samples, parity_samples)
+    source = "random" if inputs is None else (source or "given")
     if inputs is None:
-        inputs = random_inputs(ann, min(n_needed, 64), seed=calibration.seed)
-    n_avail = len(next(iter(inputs.values())))
-    if n_avail == 0:
-        raise DataError("calibration data is empty")
+        inputs = random_inputs(ann, min(max(calibration.num_samples, parity_samples), 64), seed=calibration.seed)
+    for name, arr in inputs.items():  # strings, complex numbers, no samples: refused by name
+        feed_checks.check_dtype(name, arr, "calibration data")
+        feed_checks.check_samples(name, arr, "calibration data")
+    n = len(next(iter(inputs.values())))
+    validate.check_finite_inputs(inputs)
+    return CalibrationData(inputs, source, n)
 
-    # thresholds: from the ANN where it carries them (Clip max, QCFS λ), else calibrated
-    t = time.perf_counter()
-    need = [s for s in plan.sites if s.threshold is None]
-    requests = [
-        SiteRequest(s.name, s.input.name, _channel_axis(s)) for s in need
-    ]
-    bs = fixed_batch or calibration.batch_size
-    cal_cfg = calibration if bs == calibration.batch_size else _with_batch(calibration, bs)
-    progress = (lambda k: on_progress("calibrate", k, min(n_avail, cal_cfg.num_samples))) if on_progress else None
-    if chosen == "transformer":
-        stats = transformer.calibrate_sites(clean_proto, mt_sites, inputs, cal_cfg, mt_cfg, progress)
-        need = mt_sites
-    else:
-        stats = calibrate.collect(clean_proto, requests, inputs, cal_cfg, progress)
-    timings["calibrate"] = time.perf_counter() - t
 
-    t = time.perf_counter()
-    builder = SnnBuilder(ir_model, time_steps)
-    graph = ir_model.graph
-    records: list[Any] = []
-    comp_info: dict[str, Any] = {}
-    if chosen == "transformer":
-        records, comp_info = transformer.rewrite(builder, plan, mt_sites, stats, mt_cfg, spike_counts, fused)
-    # compensation first: it looks values up in plan.time_varying, which names the ANN's
-    # activation outputs; the neurons then take over all their uses
-    for blk in plan.blocks if chosen == "cnn" else []:
-        if fused and fused_ops.can_fuse(blk):
-            fused_ops.fuse_block(builder, blk)
-            comp_info["fused_blocks"] = comp_info.get("fused_blocks", 0) + 1
-        else:
-            compensation.compensate_block(builder, blk)
-    for node in plan.compensated if chosen == "cnn" else []:
-        builder.compensate(node, plan.time_varying)
-    for site in plan.sites:
-        if site.threshold is not None:
-            th, axis, src, dead = site.threshold, site.channel_axis, site.kind, []
-        else:
-            th, dead = stats[site.name]
-            axis, src = _channel_axis(site), f"calibration:{calibration.method}"
-        th = np.asarray(th, dtype=np.float32)
-        if not np.all(np.isfinite(th)) or np.any(th <= 0):
-            raise CalibrationError(f"site '{site.name}': threshold must be finite and > 0, got {th.ravel()[:4]}")
-        v_init = site.extra.get("shift", cfg.v_init)
-        in_name = site.input.name
-        node, counts = builder.add_neuron(site, th, axis, cfg, spike_counts, v_init)
-        records.append(
-            NeuronRecord(
-                site=site.name, kind=site.kind, op=node.op_type, node=node.name, input=in_name,
-                output=node.outputs[0].name, counts=counts, threshold=[float(v) for v in th.ravel()],
-                channel_axis=axis if th.ndim == 1 else None, threshold_source=src, dead_channels=len(dead),
-            )
-        )
+@dataclass
+class TimePlacement:
+    model: onnx.ModelProto  # the finished SNN graph
+    per_step_names: dict[str, str]
+    input_kinds: dict[str, str]  # input -> "static" | "event"
+    optimizations: dict[str, Any]
+
+
+def place_time(builder: SnnBuilder, event_inputs: tuple[str, ...], fixed_batch: int | None, per_step: bool,
+               hoist: bool) -> TimePlacement:
+    """Batch-agnostic reshapes, the time exit (mean and running mean of every output) and the
+    time entry, placed once below the time-invariant prefix (``optimize.place_entry``)."""
+    ir_model, graph = builder.model, builder.graph
     data_inputs = [v for v in graph.inputs if v.name not in graph.initializers]
     unknown = sorted(set(event_inputs) - {v.name for v in data_inputs})
     if unknown:
         raise ConversionError(f"event input(s) {unknown} are not inputs of the model ({[v.name for v in data_inputs]})")
     static = [v for v in data_inputs if v.name not in event_inputs]
-    if chosen == "cnn":
-        comp_info.update(compensation.simplify(graph))
-    carrying = batch_carrying(graph, data_inputs)
-    builder.fix_reshapes(carrying, fixed_batch)
-    builder.time_entry(static)
+    builder.fix_reshapes(batch_carrying(graph, data_inputs), fixed_batch)
     per_step_names = builder.time_exit(per_step)
     for v in data_inputs:
         if v.shape is not None and len(v.shape):
@@ -275,66 +348,106 @@ def convert(
                 v.shape = ir.Shape(["time_x_batch", *list(v.shape)[1:]])
             elif fixed_batch is not None:
                 v.shape = ir.Shape(["batch", *list(v.shape)[1:]])
-    ir.passes.common.RemoveUnusedNodesPass()(ir_model)  # e.g. constants of replaced QCFS chains
-    optimizations = optimize.hoist_time_entry(ir_model, time_steps).describe() if optimize_graph else {}
+    ir.passes.common.RemoveUnusedNodesPass()(ir_model)  # e.g. constants of replaced activation chains
+    entry = optimize.place_entry(ir_model, builder.T, static, hoist=hoist)
+    optimize.remove_unused_initializers(ir_model)
     graph.sort()
     snn = ir.to_proto(ir_model)
     del snn.graph.value_info[:]  # shapes inferred for the ANN batch; ORT re-infers for T*B
-    timings["rewrite"] = time.perf_counter() - t
+    return TimePlacement(snn, per_step_names, {v.name: ("event" if v.name in event_inputs else "static")
+                                               for v in data_inputs}, entry.describe() if hoist else {})
 
-    t = time.perf_counter()
+
+def validate_snn(ann: onnx.ModelProto, snn: onnx.ModelProto, data: CalibrationData, records: list[Any],
+                 exact: int | None, time_steps: int, event_inputs: tuple[str, ...], batch_size: int,
+                 parity_gate: bool, warn: list[str], samples: int = 64) -> dict[str, Any]:
+    """Checker, parity against the ANN, the exactness gate (every neuron ParaIF on staircases
+    at T = L) and the NaN check. Raises when the SNN must not be written."""
     validate.check_graph(snn)
-    n_par = min(parity_samples, n_avail)
-    parity_inputs = {k: v[:n_par] for k, v in inputs.items()}
-    parity = validate.parity(ann, snn, parity_inputs, batch_size=bs if fixed_batch else 16,
+    n_par = min(samples, data.n)
+    parity_inputs = {k: v[:n_par] for k, v in data.inputs.items()}
+    b = min(batch_size, n_par)  # refuse a T too large for memory before running it
+    memory.check(snn, {k: ((time_steps * b) if k in event_inputs else b, *v.shape[1:]) for k, v in parity_inputs.items()},
+                 f"the parity check (the SNN at T={time_steps} on a batch of {b})", "lower T")
+    parity = validate.parity(ann, snn, parity_inputs, batch_size=batch_size,
                              event_inputs=event_inputs, time_steps=time_steps)
     parity["samples"] = n_par
-    parity["data"] = data_source
-    timings["validate"] = time.perf_counter() - t
-
-    cal_meta = {
-        **calibration.describe(),
-        **({"multi_threshold": mt_cfg.describe()} if chosen == "transformer" else {}),
-        "data": data_source,
-        "num_samples": min(n_avail, calibration.num_samples),
-        "sites_calibrated": len(need),
-        "sites_from_ann": len(plan.sites) - len(need) if chosen == "cnn" else 0,
-    }
-    block_meta = transformer.block_summary(plan)
-    compensated = [n.name for n in plan.compensated]
-    md.write(
-        snn,
-        {
-            md.VERSION: __version__,
-            md.TIME_STEPS: time_steps,
-            md.NEURON: cfg.describe() if chosen == "cnn" else mt_cfg.describe(),
-            md.MODE: chosen,
-            md.BLOCKS: {"blocks": block_meta, **comp_info},
-            md.CALIBRATION: cal_meta,
-            md.PARITY: parity,
-            md.SITES: [r.__dict__ for r in records],
-            md.COMPENSATED: compensated,
-            md.INPUTS: {v.name: ("event" if v.name in event_inputs else "static") for v in data_inputs},
-            md.OUTPUTS: per_step_names,
-            md.SOURCE: source_name,
-        },
-    )
-    if out is not None:
-        save_atomic(snn, out)
-    timings["total"] = time.perf_counter() - t0
-    return ConversionResult(
-        model=snn, path=out, time_steps=time_steps, neuron=cfg.kind if chosen == "cnn" else "multi_threshold",
-        sites=records, compensated=compensated, parity=parity, calibration=cal_meta,
-        seconds=timings, mode=chosen, blocks=block_meta, optimizations=optimizations,
-    )
+    parity["data"] = data.source
+    md.write(snn, {md.TIME_STEPS: time_steps, md.SITES: [_record_dict(r) for r in records]})
+    if exact == time_steps and not event_inputs:
+        gate = validate.exactness(ann, snn, parity_inputs, batch_size=batch_size)
+        parity["exactness"] = gate.summary()
+        if parity_gate and not gate.passed:
+            raise ConversionError(gate.failure_message() + "; nothing was written (parity_gate=False / "
+                                  "--no-parity-gate writes it anyway)")
+        if not gate.passed:
+            warn.append(gate.failure_message())
+    ann_bad = {k: v["ann_non_finite"] for k, v in parity.items() if isinstance(v, dict) and v.get("ann_non_finite")}
+    if ann_bad:
+        raise ConversionError(f"the ANN itself gives NaN or Inf on the calibration samples ({ann_bad} values per "
+                              "output); an SNN cannot reproduce them: check the model and its data; nothing was written")
+    bad = validate.non_finite_outputs(parity)
+    if bad:
+        raise ConversionError(
+            f"the SNN gives NaN or Inf in output(s) {bad} on the calibration samples where the ANN gives finite "
+            "values; nothing was written"
+        )
+    return parity
 
 
-def _channel_axis(site) -> int:
-    rank = len(site.input.shape) if site.input.shape is not None else 4
-    return -1 if rank == 3 else 1
+def _provenance(ann: onnx.ModelProto, given: dict[str, Any] | None, warn: list[str]) -> dict[str, Any]:
+    weights = next((p.value for p in ann.metadata_props if p.key == "snn_onnx.weights"), None)
+    prov = {**({"weights": weights} if weights else {}), **(given or {})}
+    if str(prov.get("weights", "")).startswith("random-init"):
+        warn.append(f"the network's weights are {prov['weights']}: parity checks structure only, accuracy "
+                    "means nothing (give --checkpoint / pretrained weights)")
+    return prov
 
 
-def _with_batch(cfg: CalibrationConfig, bs: int) -> CalibrationConfig:
-    from dataclasses import replace
+class _Timer:
+    """Seconds per stage, with the stage reported to ``on_progress`` at its start and end."""
 
-    return replace(cfg, batch_size=bs)
+    def __init__(self, progress: "_Progress"):
+        self.progress, self.seconds = progress, {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str, steps: int = 1):
+        t = time.perf_counter()
+        self.progress(stage, 0, steps)
+        yield
+        self.seconds[stage] = time.perf_counter() - t
+        self.progress(stage, steps, steps)
+
+
+class _Progress:
+    """``on_progress(phase, n, total)`` for every stage (n counts up to total within a phase)."""
+
+    def __init__(self, fn: Callable[[str, int, int], None] | None):
+        self.fn = fn
+        self._done: dict[str, int] = {}
+
+    def __call__(self, phase: str, n: int, total: int) -> None:
+        if self.fn is not None:
+            self.fn(phase, n, total)
+
+    def step(self, phase: str, k: int, total: int) -> None:
+        """Advance ``phase`` by k (calibration batches)."""
+        self._done[phase] = self._done.get(phase, 0) + k
+        self(phase, self._done[phase], total)
+
+
+def _record_dict(r: Any) -> dict[str, Any]:
+    d = dict(r.__dict__)
+    extra = d.pop("extra", None) or {}
+    d.update(extra)
+    return d
+
+
+def exact_t_message(exact: int, time_steps: int) -> str:
+    if exact == -1:
+        return ("the staircase activations have different numbers of levels, so no T makes ParaIF reproduce the "
+                "ANN exactly")
+    return (f"ParaIF reproduces this network's staircase activations exactly only at T = L = {exact}; "
+            f"T = {time_steps} approximates them")
+
+

@@ -19,7 +19,7 @@ explains the choices.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -27,19 +27,21 @@ import onnx_ir as ir
 
 from ..errors import CalibrationError, ConversionError
 from ..ops import schema
-from . import analysis, batch_axis, blocks, rules
+from ..ops import onnx_table
+from . import batch_axis, blocks
 from .analysis import Plan
 from .calibrate import CalibrationConfig, SiteRequest
-from .graph_utils import const_array, insert_after_producer, is_float, make_node
-from .rewrite import SnnBuilder
+from .graph_utils import const_array, insert_after_producer, is_float, make_node, reachable
+from .rewrite import SiteRecord, SnnBuilder
+from .rules import readable_name, tag
 
 MODES = ("auto", "cnn", "transformer")
 SITE_CHOICES = ("all", "linear")
-LINEAR_LIKE = frozenset({"MatMul", "Gemm", "Einsum"})
+# Weight layers whose activation inputs get a multi-threshold neuron (Conv: CNNs with SiLU /
+# GELU and no ReLU-family activation take this path too).
+LINEAR_LIKE = frozenset({"MatMul", "Gemm", "Einsum", "Conv", "ConvTranspose"})
 # Non-linear ops whose outputs count as activations (what a neuron may be put after).
-_NONLINEAR = rules.COMPENSATED_OPS | blocks.BLOCK_ONLY_OPS | {"Relu"}
-# Compensated in transformer mode too (CNN mode turns them into neurons).
-EXTRA_COMPENSATED = frozenset({"Relu"})
+_NONLINEAR = onnx_table.NONLINEAR_OPS | onnx_table.LOGICAL_OPS
 _SAMPLE_CAP = 1 << 18
 
 
@@ -95,16 +97,9 @@ class MTSite:
 
 
 @dataclass
-class MTRecord:
+class MTRecord(SiteRecord):
     """What the converter did at one multi-threshold site; serialised into the metadata."""
 
-    site: str
-    kind: str
-    op: str
-    node: str
-    input: str
-    output: str
-    counts: str | None
     consumers: list[str]
     levels: int
     scale_pos: list[float]
@@ -122,16 +117,20 @@ class MTRecord:
 # --- mode -------------------------------------------------------------------------------
 
 
-def choose_mode(graph: ir.Graph, mode: str) -> str:
+def choose_mode(graph: ir.Graph, mode: str, n_neuron_sites: int = 0, has_staircase: bool = False) -> str:
     """``cnn`` or ``transformer``. ``auto`` picks transformer for graphs with MatMul / Gemm on
     activations and a LayerNorm (fused or decomposed) or an attention softmax (a Softmax whose
-    output reaches a MatMul), and no QCFS activation."""
+    output reaches a MatMul), and no staircase (QCFS / quantized) activation; and for graphs
+    with no activation a CNN-mode neuron can take (SiLU / GELU networks): multi-threshold
+    neurons on the inputs of their weight layers, the non-linearities compensated."""
     if mode not in MODES:
         raise ConversionError(f"mode must be one of {MODES}, got {mode!r}")
     if mode != "auto":
         return mode
-    if any(rules.match_qcfs(n) is not None for n in graph):
+    if has_staircase:
         return "cnn"
+    if n_neuron_sites == 0:
+        return "transformer"
     ops = {n.op_type for n in graph}
     layer_norm = bool(ops & {"LayerNormalization", "RMSNormalization"}) or {"ReduceMean", "Sqrt"} <= ops
     attention = any(n.op_type == "Softmax" and _reaches_matmul(n.outputs[0]) for n in graph)
@@ -157,13 +156,7 @@ def _reaches_matmul(value: ir.Value, depth: int = 6) -> bool:
 
 def _activations(graph: ir.Graph) -> set[ir.Value]:
     """Values computed from the output of some non-linear op (data paths only)."""
-    act: set[ir.Value] = set()
-    for node in graph:
-        if node.op_type in ("Shape", "Size"):
-            continue
-        if node.op_type in _NONLINEAR or any(v is not None and v in act for v in node.inputs):
-            act.update(o for o in node.outputs if is_float(o))
-    return act
+    return reachable(graph, starts=lambda n: n.op_type in _NONLINEAR, keep=is_float)
 
 
 def _feeds_nonlinear(graph: ir.Graph) -> set[ir.Node]:
@@ -183,6 +176,8 @@ def _feeds_nonlinear(graph: ir.Graph) -> set[ir.Node]:
 def _operand_indices(node: ir.Node) -> list[int]:
     if node.op_type == "Gemm":
         return [0, 1]
+    if node.op_type in ("Conv", "ConvTranspose"):
+        return [0]
     return list(range(len(node.inputs)))
 
 
@@ -201,7 +196,7 @@ def find_sites(graph: ir.Graph) -> list[MTSite]:
         carrying = [i for i in operands if node.inputs[i] in act and const_array(node.inputs[i]) is None]
         if not carrying:
             continue
-        base = rules.readable_name(node)
+        base = readable_name(node)
         bases[base] = bases.get(base, 0) + 1
         if bases[base] > 1:  # two attention products in one module: q·kᵀ, then attn·v
             base = f"{base}#{bases[base]}"
@@ -224,26 +219,25 @@ def _feature_axis(node: ir.Node, i: int, v: ir.Value) -> int | None:
         return -1
     if node.op_type == "Gemm" and i == 0:
         return 0 if node.attributes.get_int("transA", 0) else -1
+    if node.op_type in ("Conv", "ConvTranspose") and i == 0:
+        return 1
     return None
 
 
 # --- planning ---------------------------------------------------------------------------
 
 
-def plan(graph: ir.Graph, which: str = "all") -> tuple[Plan, list[MTSite]]:
-    analysis._refuse_converted(graph)
+def select_sites(graph: ir.Graph, which: str = "all") -> list[MTSite]:
+    """The multi-threshold sites (all, or Linear inputs only), each with its batch on axis 0."""
     sites = [s for s in find_sites(graph) if which == "all" or s.role == "linear"]
     if not sites:
         raise ConversionError(
-            "transformer mode: no MatMul / Gemm has an activation input to put a spiking neuron on "
-            "(the model has no non-linear op before a Linear layer other than its head)"
+            "no activation to turn into spiking neurons: no ReLU, clip or staircase activation after a "
+            "weight layer, and no MatMul / Gemm / Conv with an activation input other than the head"
         )
-    p = Plan([])
-    uses = {(n, i) for s in sites for n, i in s.uses}
-    analysis.plan_time(graph, p, {}, set(), spiking_uses=uses, extra_compensated=EXTRA_COMPENSATED)
     static = batch_axis.static_axes(graph)
     for s in sites:
-        a = p.batch_axes.get(s.value, static.get(s.value, 0))
+        a = static.get(s.value, 0)
         if a != 0:
             node = s.uses[0][0]
             raise ConversionError(
@@ -252,7 +246,7 @@ def plan(graph: ir.Graph, which: str = "all") -> tuple[Plan, list[MTSite]]:
                 node.name,
                 node.op_type,
             )
-    return p, sites
+    return sites
 
 
 # --- calibration ------------------------------------------------------------------------
@@ -356,6 +350,7 @@ def add_neuron(
         num_outputs=2 if spike_counts else 1, name=f"{site.name}/{op}",
         output_names=[f"{site.name}/spikes", f"{site.name}/spike_counts"],
     )
+    tag(node, "multi_threshold")
     insert_after_producer(builder.graph, x, [node])
     y = node.outputs[0]
     y.dtype, y.shape = ir.DataType.FLOAT, x.shape
@@ -372,18 +367,14 @@ def add_neuron(
     return node, counts
 
 
-def rewrite(
+def place_neurons(
     builder: SnnBuilder,
-    p: Plan,
     sites: list[MTSite],
     stats: dict[str, dict[str, Any]],
     mt: MultiThresholdConfig,
     spike_counts: bool,
-    fused: bool = False,
-) -> tuple[list[MTRecord], dict[str, Any]]:
-    """Neurons on the sites, then compensation (blocks, products), then clean-up."""
-    from . import compensation
-
+) -> list[MTRecord]:
+    """A multi-threshold neuron on every site's edge (compensation follows, in the pipeline)."""
     records: list[MTRecord] = []
     for site in sites:
         st = stats[site.name]
@@ -402,8 +393,7 @@ def rewrite(
             threshold=[float(v) for v in rp.ravel()], threshold_source="calibration:percentile",
             negative_fallback=fallback,
         ))
-    info: dict[str, Any] = compensation.compensate_all(builder, p.blocks, p.compensated, fused=fused)
-    return records, info
+    return records
 
 
 def block_summary(p: Plan) -> list[dict[str, Any]]:

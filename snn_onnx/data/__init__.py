@@ -63,6 +63,9 @@ __all__ = [
     "Dataset",
     "load",
     "batches",
+    "check_array_file",
+    "check_source",
+    "read_arrays",
     "DIGITS_SPLIT_SEED",
     "DIGITS_TEST_FRACTION",
     "IMAGENET_MEAN",
@@ -97,6 +100,7 @@ class Dataset:
     y: np.ndarray | None
     name: str
     classes: list[str] | None = None
+    inputs: dict[str, np.ndarray] | None = None  # a multi-input model's arrays, by input name
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
@@ -116,10 +120,13 @@ def load(
     split: str = "test",
     limit: int | None = None,
     input_shape: Sequence[Any] | None = None,
+    input_names: Sequence[str] | None = None,
     **opts: Any,
 ) -> Dataset:
     """Load samples from ``source`` (see the module docstring) and check they fit
-    ``input_shape``; raise :class:`DataError` otherwise."""
+    ``input_shape``; raise :class:`DataError` otherwise. ``input_names``: the model's inputs;
+    an ``.npz`` whose arrays are named after them (a BERT's ``input_ids``, ``attention_mask``,
+    …) loads as ``Dataset.inputs``, each array with its own dtype."""
     if limit is not None and (int(limit) != limit or limit < 1):
         raise DataError(f"data source '{source}': limit must be a positive integer, got {limit!r}")
     if input_shape is not None:
@@ -141,7 +148,7 @@ def load(
             ds = _load_image_folder(path, input_shape, limit, **opts)
         elif path.suffix.lower() == ".npz":
             _no_opts(src, opts)
-            ds = _load_npz(path)
+            ds = _load_npz(path, input_names)
         else:
             raise DataError(
                 f"data source '{src}': not a .npz file or an image folder "
@@ -151,9 +158,29 @@ def load(
         ds.x = ds.x[: int(limit)]
         if ds.y is not None:
             ds.y = ds.y[: int(limit)]
-    if input_shape is not None:
+        if ds.inputs is not None:
+            ds.inputs = {k: v[: int(limit)] for k, v in ds.inputs.items()}
+    if input_shape is not None and ds.inputs is None:
         _check_shape(ds.x, input_shape, src)
     return ds
+
+
+def check_source(source: str | os.PathLike) -> None:
+    """What :func:`load` would refuse about ``source`` before reading it all: an unknown name,
+    a missing path, a file that is not an ``.npz``. For callers that validate options before
+    any heavy work (the CLI, before exporting a model)."""
+    src = os.fspath(source)
+    if src in SOURCES:
+        return
+    path = Path(src)
+    if not path.exists():
+        hint = "" if path.suffix or os.sep in src else f"; named sources are {', '.join(SOURCES)}"
+        raise DataError(f"data source '{src}': no such file or directory{hint}")
+    if path.is_dir():
+        return
+    if path.suffix.lower() != ".npz":
+        raise DataError(f"data source '{src}': not a .npz file or an image folder (named sources are {', '.join(SOURCES)})")
+    check_array_file(path)
 
 
 # ---------------------------------------------------------------------------------------
@@ -249,12 +276,74 @@ def _load_random(input_shape: tuple | None, limit: int | None, seed: int = 0, **
 # npz
 
 
-def _load_npz(path: Path) -> Dataset:
+_MAGIC = {".npy": (b"\x93NUMPY",), ".npz": (b"PK\x03\x04", b"PK\x05\x06")}
+_WHAT = {".npy": "an .npy array", ".npz": "an .npz archive (NumPy's zip of .npy arrays)"}
+
+
+def check_array_file(path: str | os.PathLike, role: str = "data file") -> Path:
+    """Refuse, in one line, a path that is missing, a folder, or not what its suffix says
+    (``.npy`` / ``.npz``): NumPy would try to unpickle it and call it "pickled data"."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if not p.exists():
+        raise DataError(f"{role} not found: {p}")
+    if p.is_dir():
+        raise DataError(f"{role} '{p}' is a directory, not a {suffix or '.npy / .npz'} file")
+    if suffix not in _MAGIC:
+        raise DataError(f"{role} '{p}' must be an .npy or .npz file")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise DataError(f"{role} '{p}' cannot be read: {e.strerror or e}") from None
+    if not head.startswith(_MAGIC[suffix]):
+        if not head:
+            kind = "it is empty"
+        elif head.startswith(_MAGIC[".npy"] if suffix == ".npz" else _MAGIC[".npz"][0]):
+            kind = f"it is {_WHAT['.npy' if suffix == '.npz' else '.npz']}: rename it"
+        elif all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+            kind = f"it holds text ({head[:24].decode('ascii').splitlines()[0]!r} ...)"
+        else:
+            kind = f"it starts with {head[:8]!r}"
+        raise DataError(f"{role} '{p}' is not {_WHAT[suffix]}: {kind}")
+    return p
+
+
+def read_arrays(path: str | os.PathLike, role: str = "input file") -> np.ndarray | dict[str, np.ndarray]:
+    """The array of an ``.npy`` file or the arrays of an ``.npz`` (by name); never unpickles."""
+    p = check_array_file(path, role)
+    try:
+        loaded = np.load(p, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                return {k: loaded[k] for k in loaded.files}
+        return loaded
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise DataError(f"{role} '{p}' holds object arrays (Python objects), which are not loaded; save numbers") from None
+        raise DataError(f"{role} '{p}' cannot be read: {' '.join(str(e).split())}") from None
+    except Exception as e:  # zipfile.BadZipFile, EOFError (truncated), OSError …
+        raise DataError(f"{role} '{p}' cannot be read ({type(e).__name__}: {' '.join(str(e).split())})") from None
+
+
+def _real(path: Path, name: str, a: np.ndarray) -> None:
+    if a.dtype.kind == "c":
+        raise DataError(f"data file '{path}': array '{name}' holds complex numbers (dtype {a.dtype}); the model takes "
+                        "real values (casting would drop the imaginary part)")
+
+
+def _load_npz(path: Path, input_names: Sequence[str] | None = None) -> Dataset:
+    check_array_file(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             keys = list(f.files)
+            named = [n for n in (input_names or []) if n in keys]
+            if input_names and len(named) == len(input_names) and (len(named) > 1 or "x" not in keys):
+                return _named_inputs(path, {n: np.asarray(f[n]) for n in named},
+                                     np.asarray(f["y"]) if "y" in keys else None)
             if "x" not in keys:
-                raise DataError(f"data file '{path}' has no array 'x' (arrays: {keys})")
+                wanted = f"'x' or arrays named after the model's inputs {list(input_names)}" if input_names else "'x'"
+                raise DataError(f"data file '{path}' has no array {wanted} (arrays: {keys})")
             x = np.asarray(f["x"])
             y = np.asarray(f["y"]) if "y" in keys else None
     except DataError:
@@ -265,6 +354,7 @@ def _load_npz(path: Path) -> Dataset:
         raise DataError(f"data file '{path}': array 'x' is empty (shape {list(x.shape)})")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise DataError(f"data file '{path}': array 'x' is not numeric (dtype {x.dtype})")
+    _real(path, "x", x)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if y is not None:
         if y.ndim != 1 or y.shape[0] != x.shape[0]:
@@ -277,6 +367,22 @@ def _load_npz(path: Path) -> Dataset:
                 raise DataError(f"data file '{path}': array 'y' must hold integer labels (dtype {y.dtype})")
         y = y.astype(np.int64)
     return Dataset(x=x, y=y, name=str(path))
+
+
+def _named_inputs(path: Path, arrays: dict[str, np.ndarray], y: np.ndarray | None) -> Dataset:
+    sizes = {k: (v.shape[0] if v.ndim else 0) for k, v in arrays.items()}
+    if len(set(sizes.values())) != 1 or 0 in sizes.values():
+        raise DataError(f"data file '{path}': the input arrays must hold the same number (> 0) of samples, got {sizes}")
+    for k, v in arrays.items():
+        if not (np.issubdtype(v.dtype, np.number) or v.dtype == np.bool_):
+            raise DataError(f"data file '{path}': array '{k}' is not numeric (dtype {v.dtype})")
+        _real(path, k, v)
+    first = next(iter(arrays.values()))
+    if y is not None:
+        if y.ndim != 1 or y.shape[0] != first.shape[0]:
+            raise DataError(f"data file '{path}': array 'y' must hold one label per sample")
+        y = y.astype(np.int64)
+    return Dataset(x=first, y=y, name=str(path), inputs=arrays)
 
 
 # ---------------------------------------------------------------------------------------

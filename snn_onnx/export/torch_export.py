@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import inspect
 import io
+import os
+import sys
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import onnx
 
@@ -18,6 +23,9 @@ def _torch():
     except ImportError:
         raise OptionalDependencyError("exporting from PyTorch needs torch: pip install 'snn-onnx[torch]'") from None
     return torch
+
+
+WEIGHTS_KEY = "snn_onnx.weights"  # where an exported model's weights came from (random-init, checkpoint)
 
 
 def export_module(module, input_shape: tuple[int, ...], opset: int = 18, exporter: str = "auto") -> onnx.ModelProto:
@@ -36,9 +44,14 @@ def export_module(module, input_shape: tuple[int, ...], opset: int = 18, exporte
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
             try:
-                return _export(torch, module, x, opset, kind)
+                model = _export(torch, module, x, opset, kind)
             except Exception as err:
                 errors.append(f"{kind}: {str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__}")
+                continue
+        weights = getattr(module, "snn_onnx_weights", None)
+        if weights:
+            model.metadata_props.append(onnx.StringStringEntryProto(key=WEIGHTS_KEY, value=weights))
+        return model
     raise ModelLoadError(f"torch.onnx.export failed for {type(module).__name__} ({'; '.join(errors)})")
 
 
@@ -76,17 +89,24 @@ def load_checkpoint(module, checkpoint: str | Path) -> None:
         raise ModelLoadError(f"checkpoint {p} does not fit the model: {str(err).splitlines()[0]}") from None
 
 
-def build_module(spec: str, *, num_classes: int | None = None, qcfs_levels: int | None = None, checkpoint: str | Path | None = None, **kwargs):
+def build_module(spec: str, *, num_classes: int | None = None, checkpoint: str | Path | None = None,
+                 prepare: Callable[[Any], None] | None = None, **kwargs):
     """A torch module from a timm model name (random init unless ``checkpoint``) or a
-    ``package.module:factory`` path (called with no arguments)."""
+    ``package.module:factory`` path (a module in the current folder is found too). The factory
+    is called with ``num_classes=`` when given; a factory without that parameter refuses it.
+    ``prepare(module)`` runs before the checkpoint is loaded (e.g. the caller's QCFS activations,
+    whose thresholds the checkpoint holds)."""
     _torch()
     if ":" in spec:
-        mod_name, _, attr = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ModelLoadError(f"cannot import model factory '{spec}': {err}") from None
-        module = factory()
+        factory = import_factory(spec)
+        if num_classes is not None:
+            if not _accepts(factory, "num_classes"):
+                raise ModelLoadError(f"the factory '{spec}' takes no num_classes argument, so the number of "
+                                     "classes cannot be set (drop --num-classes or add the parameter)")
+            module = factory(num_classes=num_classes)
+        else:
+            module = factory()
+        origin = f"module:factory '{spec}'"
     else:
         try:
             import timm
@@ -98,13 +118,42 @@ def build_module(spec: str, *, num_classes: int | None = None, qcfs_levels: int 
         if num_classes is not None:
             kw["num_classes"] = num_classes
         module = timm.create_model(spec, **kw)
-    if qcfs_levels is not None:
-        from snn_onnx_models.qcfs import qcfsify
-
-        qcfsify(module, qcfs_levels)
+        origin = f"random-init (timm '{spec}' without pretrained weights)"
+    if prepare is not None:
+        prepare(module)
     if checkpoint is not None:
         load_checkpoint(module, checkpoint)
+        origin = f"checkpoint {Path(checkpoint).name}"
+    module.snn_onnx_weights = origin  # recorded in the exported model's metadata (WEIGHTS_KEY)
     return module.eval()
+
+
+def import_factory(spec: str):
+    """``package.module:factory`` -> the callable. A module that is not importable from
+    ``sys.path`` is looked up in the current folder as well (as ``python -c`` would)."""
+    mod_name, _, attr = spec.partition(":")
+    if not mod_name or not attr:
+        raise ModelLoadError(f"'{spec}' is not a 'module:factory' path")
+    top = mod_name.split(".")[0]
+    cwd = os.getcwd()
+    if importlib.util.find_spec(top) is None and cwd not in sys.path:
+        if (Path(cwd) / f"{top}.py").is_file() or (Path(cwd) / top).is_dir():
+            sys.path.append(cwd)  # after everything else: never shadows an installed package
+    try:
+        factory = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ModelLoadError(f"cannot import model factory '{spec}': {err}") from None
+    if not callable(factory):
+        raise ModelLoadError(f"'{spec}' is not callable")
+    return factory
+
+
+def _accepts(fn, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def default_input_shape(module) -> tuple[int, ...] | None:

@@ -8,23 +8,57 @@ expressions written here.
 
 Tensors use the folded time layout: ``x.shape[0] == T*B``, row ``t*B + b``.
 Each spiking op returns ``(y, counts)``; ``counts`` has shape ``[T, *x.shape[1:]]`` (int64)
-and holds, per step and neuron, the number of spikes summed over the batch.
+and holds, per step and neuron, the number of spikes summed over the batch. With
+``potentials=True`` the neurons return ``(y, counts, potentials)``: the membrane at every step,
+the shape of ``y`` (the optional debug output, docs/ops.md#membrane-potentials-debug-output).
+
+NaN and infinity (docs/ops.md, "NaN and infinity") are inputs like any other: these functions
+compute with them exactly as written, and that is what the kernels must reproduce (a NaN
+membrane never fires and stays NaN; ``inf - inf`` is NaN; f of CompensatedElementwise follows
+its float64 formula, so ``silu(-inf) = -inf * 0 = NaN``). Floating-point warnings are silenced.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from typing import Callable, TypeVar
+
 import numpy as np
 
 from ..errors import OpInputError
-from .schema import MAX_LEVELS, RESET_MODES
+from .schema import MAX_LEVELS, MAX_TIME_STEPS, RESET_MODES
 
 F32 = np.float32
+_F = TypeVar("_F", bound=Callable)
+
+
+def _quiet(fn: _F) -> _F:
+    """Special values are defined behaviour here, not accidents: no RuntimeWarnings."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def check_time_steps(time_steps: int, op: str = "op") -> None:
+    if time_steps < 1:
+        raise OpInputError(f"{op}: time_steps must be >= 1, got {time_steps}")
+    if time_steps > MAX_TIME_STEPS:
+        raise OpInputError(f"{op}: time_steps must be <= {MAX_TIME_STEPS}, got {time_steps}")
+
+
+def _finite(value: float, op: str, name: str) -> None:
+    if not math.isfinite(float(value)):
+        raise OpInputError(f"{op}: {name} must be finite, got {value}")
 
 
 def split_time(x: np.ndarray, time_steps: int, op: str = "op") -> np.ndarray:
     """View ``[T*B, ...]`` as ``[T, B, ...]``; refuse a leading dim not divisible by T."""
-    if time_steps < 1:
-        raise OpInputError(f"{op}: time_steps must be >= 1, got {time_steps}")
+    check_time_steps(time_steps, op)
     if x.ndim < 1:
         raise OpInputError(f"{op}: input must have at least one dimension (the T*B axis)")
     if x.shape[0] % time_steps != 0:
@@ -42,8 +76,7 @@ def repeat_static(x: np.ndarray, time_steps: int, static_input: int, op: str = "
         raise OpInputError(f"{op}: static_input must be 0 or 1, got {static_input}")
     if not static_input:
         return x
-    if time_steps < 1:
-        raise OpInputError(f"{op}: time_steps must be >= 1, got {time_steps}")
+    check_time_steps(time_steps, op)
     if x.ndim < 1:
         raise OpInputError(f"{op}: input must have at least one dimension (the batch axis)")
     return np.tile(x, (time_steps,) + (1,) * (x.ndim - 1))
@@ -77,6 +110,7 @@ def _positive(theta: np.ndarray, op: str, name: str) -> None:
         raise OpInputError(f"{op}: {name} must be finite and > 0, got min {float(np.min(theta))}")
 
 
+@_quiet
 def if_neuron(
     x: np.ndarray,
     threshold: np.ndarray | float,
@@ -89,9 +123,13 @@ def if_neuron(
     signed_eps: float = 1e-3,
     channel_axis: int = 1,
     static_input: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate-and-fire neuron, sequential over time (docs/ops.md#ifneuron)."""
+    potentials: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Integrate-and-fire neuron, sequential over time (docs/ops.md#ifneuron). Potentials: the
+    membrane after integration, before the threshold test and the reset."""
     op = "IFNeuron"
+    for name, value in (("v_init", v_init), ("leak", leak), ("signed_eps", signed_eps)):
+        _finite(value, op, name)
     x = repeat_static(np.asarray(x, dtype=F32), time_steps, static_input, op)
     xt = split_time(x, time_steps, op)
     if reset not in RESET_MODES:
@@ -103,9 +141,11 @@ def if_neuron(
     v = np.broadcast_to(F32(v_init) * theta, step_shape).astype(F32)
     net = np.zeros(step_shape, dtype=np.int64)  # spikes emitted so far (+1 / -1 summed)
     y = np.empty_like(xt)
+    pot = np.empty_like(xt)
     counts = np.empty((time_steps,) + x.shape[1:], dtype=np.int64)
     for t in range(time_steps):
         v = leak32 * v + xt[t]
+        pot[t] = v
         s = (v >= theta).astype(F32)
         if signed:
             neg = (v <= -eps32) & (net > 0) & (s == 0)
@@ -118,9 +158,12 @@ def if_neuron(
         else:
             v = np.where(s != 0, F32(0), v)
         counts[t] = np.count_nonzero(s, axis=0)
+    if potentials:
+        return y.reshape(x.shape), counts, pot.reshape(x.shape)
     return y.reshape(x.shape), counts
 
 
+@_quiet
 def para_if_neuron(
     x: np.ndarray,
     theta_pre: np.ndarray | float,
@@ -131,14 +174,19 @@ def para_if_neuron(
     v_init: float = 0.5,
     channel_axis: int = 1,
     static_input: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+    potentials: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Parallel spiking neuron (docs/ops.md#paraifneuron).
 
     With ``acc`` the sequential float32 sum of ``x_t`` over all T steps, step ``t = 1..T``
     fires iff ``acc + bias >= t * theta_pre`` (the spec's ``(T/t) m + bias/t >= theta_pre``
     multiplied by t), so a neuron fires on its first ``clamp(floor((acc+bias)/theta_pre), 0, T)``
-    steps and the mean output is QCFS of the mean input."""
+    steps and the mean output is QCFS of the mean input.
+
+    Potentials: the equivalent IF membrane ``u_t = drive − F32(n)·theta_pre``, n the spikes
+    fired in the steps before t (the whole charge arrives at once, one spike per step at most)."""
     op = "ParaIFNeuron"
+    _finite(v_init, op, "v_init")
     x = repeat_static(np.asarray(x, dtype=F32), time_steps, static_input, op)
     xt = split_time(x, time_steps, op)
     th_pre = broadcast_param(theta_pre, x.shape, channel_axis, op, "theta_pre")
@@ -155,14 +203,21 @@ def para_if_neuron(
         acc = acc + xt[t]
     drive = acc + b
     y = np.empty_like(xt)
+    pot = np.empty_like(xt)
+    fired = np.zeros_like(drive)  # spikes so far, an exact integer in float32
     counts = np.empty((time_steps,) + x.shape[1:], dtype=np.int64)
     for t in range(time_steps):
+        pot[t] = drive - fired * th_pre
         fire = drive >= F32(t + 1) * th_pre
         y[t] = np.where(fire, th_post, F32(0)).astype(F32)
+        fired = fired + fire.astype(F32)
         counts[t] = np.count_nonzero(fire, axis=0)
+    if potentials:
+        return y.reshape(x.shape), counts, pot.reshape(x.shape)
     return y.reshape(x.shape), counts
 
 
+@_quiet
 def multi_threshold_neuron(
     x: np.ndarray,
     scale_pos: np.ndarray | float,
@@ -171,7 +226,8 @@ def multi_threshold_neuron(
     time_steps: int,
     levels: int = 8,
     channel_axis: int = -1,
-) -> tuple[np.ndarray, np.ndarray]:
+    potentials: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Two-sided multi-threshold neuron (docs/ops.md#multithresholdneuron).
 
     Level k (0 <= k < levels) is worth ``s * 2^k``. Membrane v starts at 0; each step
@@ -180,7 +236,8 @@ def multi_threshold_neuron(
     else nothing; then ``v = v - emitted``. Float32 order: ``level = s * 2^k`` (exact: a power
     of two), ``half = s * 0.5``, ``thr = level - half`` (one rounding), then the comparison.
     Levels are tried in ascending k and a later (larger) one that fires replaces an earlier
-    one, which is "the largest that fires" whatever the thresholds' order."""
+    one, which is "the largest that fires" whatever the thresholds' order. Potentials: the
+    membrane after integration, before the emission."""
     op = "MultiThresholdNeuron"
     x = np.asarray(x, dtype=F32)
     xt = split_time(x, time_steps, op)
@@ -200,10 +257,12 @@ def multi_threshold_neuron(
     thr_n = [lv - half_n for lv in lev_n]
     v = np.zeros(step_shape, dtype=F32)
     y = np.empty_like(xt)
+    pot = np.empty_like(xt)
     counts = np.empty((time_steps,) + x.shape[1:], dtype=np.int64)
     zero = np.zeros(step_shape, dtype=F32)
     for t in range(time_steps):
         v = v + xt[t]
+        pot[t] = v
         neg_v = -v
         out_p, out_n = zero, zero
         for k in range(levels):
@@ -213,9 +272,12 @@ def multi_threshold_neuron(
         y[t] = out
         v = v - out
         counts[t] = np.count_nonzero(out, axis=0)
+    if potentials:
+        return y.reshape(x.shape), counts, pot.reshape(x.shape)
     return y.reshape(x.shape), counts
 
 
+@_quiet
 def temporal_mean(x: np.ndarray, *, time_steps: int) -> np.ndarray:
     """Running mean over time: ``y_t = (1/t) * sum_{tau<=t} x_tau`` (t 1-based)."""
     x = np.asarray(x, dtype=F32)
@@ -228,6 +290,7 @@ def temporal_mean(x: np.ndarray, *, time_steps: int) -> np.ndarray:
     return y.reshape(x.shape)
 
 
+@_quiet
 def temporal_delta(x: np.ndarray, *, time_steps: int) -> np.ndarray:
     """Inverse of the running mean: ``y_1 = x_1``, ``y_t = t*x_t - (t-1)*x_{t-1}``."""
     x = np.asarray(x, dtype=F32)
@@ -262,6 +325,7 @@ ELEMENTWISE = {
 }
 
 
+@_quiet
 def compensated_elementwise(x: np.ndarray, *, time_steps: int, function: str) -> np.ndarray:
     """Fused expectation compensation ``TemporalDelta(f(TemporalMean(x)))`` for an elementwise
     f (docs/ops.md#compensatedelementwise): the running mean in float32 as TemporalMean,
