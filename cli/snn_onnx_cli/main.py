@@ -448,10 +448,6 @@ def run(model, input_path, event_input, limit, output_path, provider, engine, fo
         data_mod.check_array_file(input_path, "input file")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
     sess = snn_onnx.Session(model, providers=providers, engine=engine)
-    if engine == "auto" and sess.engine_note:
-        click.echo(f"engine: steps ({sess.engine_note.split(';')[0]})", err=True)
-    else:
-        click.echo(f"engine: {sess.engine}", err=True)
     labels = None
     if event_input is not None:
         events = [k for k, v in sess.input_kinds.items() if v == "event"]
@@ -464,6 +460,9 @@ def run(model, input_path, event_input, limit, output_path, provider, engine, fo
     else:
         inputs = data_mod.read_arrays(input_path, "input file")
     out = sess.run(inputs)
+    # after the run, so that a refused input stays a one-line error
+    why = f" ({sess.engine_note.split(';')[0]})" if engine == "auto" and sess.engine_note else ""
+    click.echo(f"engine: {sess.engine}{why}", err=True)
     for name, v in out.outputs.items():
         line = f"{name}: shape {list(v.shape)}"
         if v.ndim == 2 and v.shape[1] > 1:

@@ -164,10 +164,9 @@ class Session:
                              if o.name not in self._counts and o.name not in self._per_step
                              and o.name not in self._potentials]
         self.providers = self._sess.get_providers()
-        # host memory is checked before a CPU run of the T-step graph; a GPU's is ONNX Runtime's
-        # to report, and the collapsed graph holds B rows, not T*B (bounded per-step chunks)
-        cpu_steps = self.providers[0] == "CPUExecutionProvider" and self.engine == "steps"
-        self._memory = RunMemory(proto) if cpu_steps else None
+        # host memory is checked before a CPU run (of the graph that runs: the collapsed one holds
+        # B rows, not T*B); a GPU's is ONNX Runtime's to report
+        self._memory = RunMemory(run_proto) if self.providers[0] == "CPUExecutionProvider" else None
 
     def _session_for(self, names: list[str]) -> ort.InferenceSession:
         """The collapsed graph computes only what a run asks for (ORT runs every node of a
