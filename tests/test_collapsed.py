@@ -22,6 +22,8 @@ from snn_onnx.runtime.collapsed import CollapseError, collapse
 from snn_onnx.runtime.engine_check import compare_engines
 
 T_ALL = (1, 2, 4, 8, 16, 32, 64, 256)
+# T != L sweeps on purpose: the converter's "exact only at T = L" warning is expected here
+pytestmark = pytest.mark.filterwarnings("ignore::snn_onnx.conversion.pipeline.ConversionWarning")
 
 
 def check(snn: onnx.ModelProto, inputs: dict, batch: int, min_exact: float, budget: int | None = None) -> dict:

@@ -83,11 +83,18 @@ def import_ray():
 class _Shard:
     """A Ray Data actor: the ANN and one group of SNNs, one ORT session each."""
 
-    def __init__(self, ann: bytes, jobs: list, output: str, providers: list[str], threads: int):
+    def __init__(self, ann: Any, jobs: list, output: str, providers: list[str], threads: int):
         import onnxruntime as ort
+        import ray
 
         from ..evaluate import BatchRunner
 
+        # the models come as object-store references (a constructor's own arguments would be
+        # pickled into the task: Ray warns above ~100 MB and ships them once per actor anyway)
+        ann = ray.get(ann) if isinstance(ann, ray.ObjectRef) else ann
+        for job in jobs:
+            if isinstance(job.model, ray.ObjectRef):
+                job.model = ray.get(job.model)
         so = ort.SessionOptions()
         so.log_severity_level = 3
         so.intra_op_num_threads = threads
@@ -166,16 +173,16 @@ def run_sharded(
         n = len(next(iter(feed.values())))
         rows = [{"start": s, **{k: v[s : s + batch_size] for k, v in feed.items()}} for s in range(0, n, batch_size)]
         ds = ray.data.from_items(rows)
-        ann_bytes = ann.SerializeToString()
+        ann_ref = ray.put(ann.SerializeToString())
         blobs = [j.model if isinstance(j.model, bytes) else j.model.SerializeToString() for j in jobs]
         sizes = [len(b) + _counts_bytes(j.model if isinstance(j.model, onnx.ModelProto) else onnx.load_from_string(b))
                  for j, b in zip(jobs, blobs)]
         results: list[RunStats | None] = [None] * len(jobs)
         for group in _groups(list(range(len(jobs))), lambda i: sizes[i]):
-            shipped = [_ship(jobs[i], blobs[i]) for i in group]
+            shipped = [_ship(jobs[i], ray.put(blobs[i])) for i in group]
             out = ds.map_batches(
                 _Shard,
-                fn_constructor_kwargs={"ann": ann_bytes, "jobs": shipped, "output": output, "providers": cfg.providers,
+                fn_constructor_kwargs={"ann": ann_ref, "jobs": shipped, "output": output, "providers": cfg.providers,
                                        "threads": max(1, int(cfg.num_cpus))},
                 batch_size=BATCHES_PER_CALL, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=cfg.workers),
                 num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
@@ -191,7 +198,7 @@ def run_sharded(
             ray.shutdown()
 
 
-def _ship(job, blob: bytes):
+def _ship(job, blob: Any):
     from ..evaluate import Job
 
     return Job(job.label, blob, job.steps, job.engine, False)
