@@ -351,6 +351,9 @@ def render(res: dict) -> str:
             first = ", ".join(f"`{k.rsplit('/', 1)[0]}` {v}" for k, v in sorted(r["first_sites"].items(), key=lambda kv: -kv[1])) or "—"
             rel = "—" if r["max_rel_diff_exact"] is None else f"{r['max_rel_diff_exact']:.1e}"
             L.append(f"| {r['case']} | {r['T']} | {r['samples']} | {r['tied']} | {r['non_ties']} | {first} | {rel} |")
+        if not any(r["case"].startswith("vgg16") for r in ti):
+            L.append("\nvgg16 is not in this run (its full-size conversions at T = 256 did not fit the session's time); "
+                     "`tests/test_collapsed.py` checks it with a narrowed head at T = 16, batch 1 and 7.")
         L.append("\nNeurons whose input is the same at every step (the first layer under direct coding) never differ: "
                  "the collapsed engine reproduces the kernel's sequential sum for them (below). Ties grow with T "
                  "(the sum has T terms) and behind compensated blocks (the step engine's TemporalDelta terms "
@@ -367,6 +370,11 @@ def render(res: dict) -> str:
                  f"({'identical numbers in all three' if ry['identical'] else 'NUMBERS DIFFER'}). Ray's fixed costs (cluster "
                  "start, actors, shipping the models) are included; with 2 cores there is no third core for Ray's "
                  "own processes.\n")
+    if res.get("load"):
+        L.append("Load average (1, 5, 15 min) of this shared 2-core machine at the end of each section: " +
+                 "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in res["load"].items()) +
+                 " (sections without an entry ran before it was recorded; other engineers' jobs ran at the same time, "
+                 "so the absolute times are noisy; the ratios come from alternating runs, the eval and Ray walls do not).\n")
     L.append(HOW)
     return "\n".join(L)
 
@@ -502,6 +510,8 @@ def main() -> int:
     for section in SECTIONS:
         if section in only:
             res[section] = jobs[section]()
+            # the machine is shared: the load during a section says how much its times can be trusted
+            res.setdefault("load", {})[section] = [round(v, 1) for v in os.getloadavg()]
             js.write_text(json.dumps(res, indent=1, default=str) + "\n")  # each section as soon as it is done
             args.out.write_text(render(res))
     print(render(res))
