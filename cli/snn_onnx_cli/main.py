@@ -18,6 +18,7 @@ import numpy as np
 import snn_onnx
 from snn_onnx.errors import DataError, SnnOnnxError
 
+from .correction_opts import correction_options
 from .interop_cmds import register as register_interop_commands
 from .report_cmds import energy_options, eval_run_writer, register as register_report_commands
 
@@ -170,7 +171,9 @@ def _model_options(fn):
 def _calib_options(fn):
     for opt in reversed(
         [
-            click.option("--calib-method", type=click.Choice(["max", "percentile"]), default="max", show_default=True),
+            click.option("--calib-method", type=click.Choice(["max", "percentile", "mse", "ltb"]), default="max",
+                         show_default=True, help="ReLU thresholds: max, percentile, least squared error at T (mse), "
+                         "local threshold balancing (ltb); docs/fidelity.md."),
             click.option("--percentile", type=float, default=99.99, show_default=True),
             click.option("--per-channel", is_flag=True, help="One threshold per channel."),
             click.option("--num-calib", type=int, default=256, show_default=True, help="Calibration samples."),
@@ -236,11 +239,12 @@ def _load_sentences(path: str) -> list[str]:
 @click.option("--no-parity-gate", is_flag=True,
               help="Write the SNN even when it should reproduce the ANN exactly (ParaIF, T = L) and does not.")
 @click.option("--explain", is_flag=True, help="List every activation the rules looked at and did not take, and why.")
+@correction_options
 @handle_errors
 def convert(model, output, time_steps, neuron, data_source, calib_method, percentile, per_channel, num_calib,
             input_shape, num_classes, checkpoint, qcfs_levels, exporter, mode, levels, mt_percentile,
             mt_lower_percentile, anchor_level, mt_sites, fused, no_spike_counts, no_per_step, force, quiet,
-            no_parity_gate, explain):
+            no_parity_gate, explain, corrections):
     """Convert MODEL (an .onnx file, a timm model name, module:factory or a Hugging Face model
     folder; default: the bundled digits example) into a spiking ONNX model.
 
@@ -278,7 +282,7 @@ def convert(model, output, time_steps, neuron, data_source, calib_method, percen
             res = do_convert(ann, time_steps=time_steps, neuron=neuron, data=ds, calibration=cal, output=output,
                              force=force, spike_counts=not no_spike_counts, per_step=not no_per_step,
                              on_progress=progress, source_name=model, mode=mode, multi_threshold=mt, fused=fused,
-                             parity_gate=not no_parity_gate, data_source=source)
+                             parity_gate=not no_parity_gate, data_source=source, corrections=corrections)
     finally:
         progress.close()
     if explain:

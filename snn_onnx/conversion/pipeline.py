@@ -33,6 +33,7 @@ from ..errors import CalibrationError, ConversionError, DataError, OutputExistsE
 from ..version import __version__
 from . import analysis, calibrate, cleanup, compensation, optimize, transformer, validate
 from .calibrate import CalibrationConfig, SiteRequest
+from .corrections import CorrectionConfig, apply as apply_corrections, site_thresholds
 from .rewrite import NeuronConfig, NeuronRecord, SnnBuilder, batch_carrying
 from .rules import ActivationRule, Site, Trace
 from .transformer import MultiThresholdConfig
@@ -202,6 +203,7 @@ def convert(
     parity_gate: bool = True,
     data_source: str | None = None,
     provenance: dict[str, Any] | None = None,
+    corrections: CorrectionConfig | None = None,
 ) -> ConversionResult:
     """Convert an ANN to a spiking ONNX model.
 
@@ -226,6 +228,8 @@ def convert(
     SNN must reproduce the ANN on the calibration samples (float ties at a step boundary
     excepted) or the conversion fails and nothing is written; False writes it anyway.
     ``provenance``: where the weights came from (e.g. ``{"weights": "random-init"}``), recorded.
+    ``corrections``: post-conversion corrections of IF / ParaIF neurons at ReLU / clip sites
+    (threshold shift, bias and potential correction; ``conversion/corrections``, docs/fidelity.md).
     """
     t0 = time.perf_counter()
     if not isinstance(time_steps, (int, np.integer)) or time_steps < 1:
@@ -302,13 +306,15 @@ def convert(
     cal_cfg = calibration if bs == calibration.batch_size else _with_batch(calibration, bs)
     n_cal = min(n_avail, cal_cfg.num_samples)
     cal_progress = lambda k: progress.step("calibrate", k, n_cal)  # noqa: E731
+    corrections = corrections or CorrectionConfig()
     if chosen == "transformer":
+        _refuse_cnn_calibration(calibration, corrections)
         stats = transformer.calibrate_sites(clean_proto, sites, inputs, cal_cfg, mt_cfg, cal_progress)
         need = sites
     else:
         need = [s for s in sites if s.threshold is None]
         requests = [SiteRequest(s.name, s.input.name, _channel_axis(s)) for s in need]
-        stats = calibrate.collect(clean_proto, requests, inputs, cal_cfg, cal_progress)
+        stats = site_thresholds(clean_proto, need, requests, inputs, cal_cfg, time_steps, cfg.v_init, cal_progress)
     timings["calibrate"] = time.perf_counter() - t
 
     # rewrite, compensate, place time
@@ -345,6 +351,18 @@ def convert(
     del snn.graph.value_info[:]  # shapes inferred for the ANN batch; ORT re-infers for T*B
     timings["rewrite"] = time.perf_counter() - t
     progress("rewrite", 3, 3)
+
+    # post-conversion corrections (conversion/corrections): measured against the ANN layer by layer
+    corr_info: dict[str, Any] = {}
+    if corrections.active:
+        t = time.perf_counter()
+        if event_inputs:
+            raise ConversionError("the post-conversion corrections need static inputs; this model has event inputs "
+                                  f"{list(event_inputs)}")
+        snn, corr_info = apply_corrections(clean_proto, snn, records, inputs, corrections, time_steps,
+                                           explicit_v_init=cfg.v_init,
+                                           progress=lambda k, n: progress("correct", k, n))
+        timings["correct"] = time.perf_counter() - t
 
     # validate
     t = time.perf_counter()
@@ -385,6 +403,7 @@ def convert(
         "num_samples": n_cal,
         "sites_calibrated": len(need),
         "sites_from_ann": len(sites) - len(need) if chosen == "cnn" else 0,
+        **({"corrections": corr_info} if corr_info else {}),
     }
     block_meta = transformer.block_summary(plan)
     compensated = [n.name for n in plan.compensated]
@@ -436,6 +455,17 @@ class _Progress:
         """Advance ``phase`` by k (calibration batches)."""
         self._done[phase] = self._done.get(phase, 0) + k
         self(phase, self._done[phase], total)
+
+
+def _refuse_cnn_calibration(calibration: CalibrationConfig, corrections: CorrectionConfig) -> None:
+    """Threshold methods and corrections of IF / ParaIF neurons do not apply to transformer mode."""
+    if calibration.method in ("mse", "ltb"):
+        raise ConversionError(f"calibration method '{calibration.method}' sets IF / ParaIF thresholds (cnn mode); "
+                              "multi-threshold neurons (transformer mode) are calibrated by percentile "
+                              "(MultiThresholdConfig / --mt-percentile)")
+    if corrections.active:
+        raise ConversionError("the bias / potential corrections and the threshold shift apply to IF / ParaIF "
+                              "neurons (cnn mode), not to the multi-threshold neurons of transformer mode")
 
 
 def _check_neuron_fits(cfg: NeuronConfig, sites: list[Site]) -> None:
