@@ -22,4 +22,4 @@ for p in (ROOT / "cli", ROOT / "models", ROOT):
 from snn_onnx.bench.cpu import main  # noqa: E402
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(default_out=ROOT / "docs" / "benchmarks.md"))

@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         log: list[float] = []
         model, acc = _train_relu_cnn(log)
         for kind, cfg in (("IF", dict(kind="if", reset="zero", v_init=0.0)),
-                          ("LIF, leak 0.9", dict(kind="if", reset="zero", v_init=0.0, leak=0.9))):
+                          ("LIF, leak 0.9", dict(kind="lif", reset="zero", v_init=0.0, leak=0.9))):
             path = tmp / f"relu_{kind[:3].strip(',')}.snn.onnx"
             snn_onnx.convert(model, input_shape=(1, 8, 8), time_steps=16, neuron=snn_onnx.NeuronConfig(**cfg),
                              data=calib, output=path)

@@ -20,44 +20,35 @@ from .library import library_path, session_options
 from .version import __version__
 
 
+# The public API, imported on first use (keeps `import snn_onnx` light: the converter pulls in
+# onnxscript). name -> (module, attribute)
+_LAZY = {
+    "convert": ("api", "convert"),
+    "ConversionResult": ("conversion.pipeline", "ConversionResult"),
+    "ConversionWarning": ("conversion.pipeline", "ConversionWarning"),
+    "check_output_path": ("conversion.pipeline", "check_output_path"),
+    "save_model": ("conversion.pipeline", "save_atomic"),
+    "input_names": ("conversion.pipeline", "graph_input_names"),
+    "as_inputs": ("conversion.pipeline", "as_inputs"),
+    "format_parity": ("conversion.validate", "format_parity"),
+    "CalibrationConfig": ("conversion.calibrate", "CalibrationConfig"),
+    "CorrectionConfig": ("conversion.corrections", "CorrectionConfig"),
+    "NeuronConfig": ("conversion.rewrite", "NeuronConfig"),
+    "MultiThresholdConfig": ("conversion.transformer", "MultiThresholdConfig"),
+    "load_onnx": ("load", "load_onnx"),
+    "Session": ("runtime.session", "Session"),
+    "SnnOutput": ("runtime.session", "SnnOutput"),
+    "make_session": ("runtime.session", "make_session"),
+}
+
+
 def __getattr__(name: str):
-    # keep `import snn_onnx` light: the converter pulls in onnxscript
-    if name in ("convert", "ConversionResult"):
-        from .conversion import pipeline
+    if name in _LAZY:
+        import importlib
 
-        return getattr(pipeline, name)
-    if name in ("CalibrationConfig",):
-        from .conversion.calibrate import CalibrationConfig
-
-        return CalibrationConfig
-    if name in ("NeuronConfig",):
-        from .conversion.rewrite import NeuronConfig
-
-        return NeuronConfig
-    if name in ("Session", "SnnOutput"):
-        from .runtime import session
-
-        return getattr(session, name)
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
     raise AttributeError(f"module 'snn_onnx' has no attribute {name!r}")
 
 
-__all__ = [
-    "CalibrationConfig",
-    "CalibrationError",
-    "ConversionError",
-    "ConversionResult",
-    "DataError",
-    "LibraryNotFoundError",
-    "ModelLoadError",
-    "NeuronConfig",
-    "OptionalDependencyError",
-    "OutputExistsError",
-    "Session",
-    "SnnOnnxError",
-    "SnnOutput",
-    "UnsupportedOpError",
-    "__version__",
-    "convert",
-    "library_path",
-    "session_options",
-]
+__all__ = sorted({*_LAZY, "CalibrationConfig", "CalibrationError", "ConversionError", "ConversionResult", "DataError", "LibraryNotFoundError", "ModelLoadError", "NeuronConfig", "OptionalDependencyError", "OutputExistsError", "Session", "SnnOnnxError", "SnnOutput", "UnsupportedOpError", "__version__", "convert", "library_path", "session_options"})

@@ -7,6 +7,7 @@ each T is converted and run separately.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ import onnxruntime as ort
 
 from .conversion.calibrate import CalibrationConfig
 from .conversion.pipeline import ConversionWarning, as_inputs, convert
+from .conversion.rewrite import NeuronConfig
 from .conversion.validate import run_batched
 from .errors import DataError
 from .runtime.session import Session
@@ -42,12 +44,12 @@ class EvalResult:
     details: dict[str, Any] = field(default_factory=dict)
 
     def table(self) -> str:
-        head = f"{'neuron':<8}{'T':>4}  {'ANN acc':>8}  {'SNN acc':>8}  {'Δ acc':>7}  {'agree':>7}  {'rate':>6}"
+        head = f"{'neuron':<10}{'T':>4}  {'ANN acc':>8}  {'SNN acc':>8}  {'Δ acc':>7}  {'agree':>7}  {'rate':>6}"
         lines = [head, "-" * len(head)]
         for r in self.rows:
             rate = "" if r.firing_rate is None else f"{r.firing_rate:.3f}"
             lines.append(
-                f"{r.neuron:<8}{r.time_steps:>4}  {100 * r.ann_accuracy:>7.2f}%  {100 * r.snn_accuracy:>7.2f}%  "
+                f"{r.neuron:<10}{r.time_steps:>4}  {100 * r.ann_accuracy:>7.2f}%  {100 * r.snn_accuracy:>7.2f}%  "
                 f"{100 * (r.snn_accuracy - r.ann_accuracy):>+6.2f}  {100 * r.agreement:>6.2f}%  {rate:>6}"
             )
         return "\n".join(lines)
@@ -65,6 +67,19 @@ def _logits_name(model: onnx.ModelProto) -> str:
     return model.graph.output[0].name
 
 
+def _quiet_sweep(fn):
+    """A sweep over T: ParaIF is exact at one T only, which the table shows; no warning per T."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConversionWarning)
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_quiet_sweep
 def evaluate(
     ann: onnx.ModelProto,
     test_x: np.ndarray,
@@ -72,18 +87,31 @@ def evaluate(
     calib_x: np.ndarray,
     *,
     time_steps: Sequence[int] = (1, 2, 4, 8, 16, 32),
-    neurons: Sequence[str] = ("if", "paraif"),
+    neurons: Sequence[str | NeuronConfig] = ("if", "paraif"),
     calibration: CalibrationConfig | None = None,
     batch_size: int = 64,
     on_step: Callable[[str], None] | None = None,
     on_run: Callable[[str, int, Any, np.ndarray, dict[str, np.ndarray]], None] | None = None,
+    event_input: str | None = None,
 ) -> EvalResult:
     """ANN vs SNN accuracy on ``(test_x, test_y)``; thresholds calibrated on ``calib_x``.
+    ``neurons``: names (``"if"``, ``"paraif"``, ``"signed-if"``) or :class:`NeuronConfig`
+    (``NeuronConfig(kind="lif", leak=0.9)``); sequential neurons (all but ParaIF) are run once
+    at the largest T and read at every t (anytime accuracy).
 
     ``on_run(neuron, T, conversion_result, per_step_outputs, spike_counts)`` is called after
-    each SNN run (IF: once, at T_max; others: once per T), e.g. to write a report."""
+    each SNN run (IF: once, at T_max; others: once per T), e.g. to write a report.
+
+    ``event_input``: the name of an input that takes one frame per step; ``test_x`` and
+    ``calib_x`` are then event data with a ``frames(T)`` method (``snn_onnx.data.events``):
+    every T and neuron is converted and run on its own (the frames depend on T), thresholds
+    are calibrated on the calibration samples' mean frames, and the ANN is evaluated on the
+    test samples' mean frames (what the SNN's rates approximate)."""
     if test_y is None:
         raise DataError("evaluation needs labelled data (y)")
+    if event_input is not None:
+        return _evaluate_events(ann, test_x, test_y, calib_x, event_input, time_steps, neurons, calibration,
+                                batch_size, on_step, on_run)
     time_steps = sorted(set(int(t) for t in time_steps))
     calibration = calibration or CalibrationConfig()
     so = ort.SessionOptions()
@@ -100,53 +128,76 @@ def evaluate(
         if on_step:
             on_step(msg)
 
-    with warnings.catch_warnings():
-        # a sweep over T: ParaIF is exact at one T only, which the table shows; no warning per T
-        warnings.simplefilter("ignore", ConversionWarning)
-        rows += _sweep(ann, test_x, test_y, calib_x, time_steps, neurons, calibration, batch_size, name, ann_acc,
-                       ann_pred, tick, on_run)
-    return EvalResult(rows, len(test_x), ann_acc)
-
-
-def _sweep(ann, test_x, test_y, calib_x, time_steps, neurons, calibration, batch_size, name, ann_acc, ann_pred,
-           tick, on_run) -> list[EvalRow]:
-    rows: list[EvalRow] = []
     for neuron in neurons:
-        if neuron == "if":
+        cfg = NeuronConfig(kind=neuron) if isinstance(neuron, str) else neuron
+        label = cfg.kind
+        if cfg.kind != "paraif":  # causal: step t of a T_max run is the T = t SNN
             t_max = max(time_steps)
-            res = convert(ann, time_steps=t_max, neuron="if", data=calib_x, calibration=calibration, parity_samples=16)
+            res = convert(ann, time_steps=t_max, neuron=cfg, data=calib_x, calibration=calibration, parity_samples=16)
             sess = Session(res.model)
             per_step, counts = _run(sess, test_x, batch_size, name)
             if on_run:
-                on_run("if", t_max, res, per_step, counts)
+                on_run(label, t_max, res, per_step, counts)
             for t in time_steps:
                 pred = per_step[t - 1].argmax(-1)
-                rows.append(EvalRow("if", t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
+                rows.append(EvalRow(label, t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
                                     _rate(counts, t, len(test_x))))
-                tick(f"if T={t}")
+                tick(f"{label} T={t}")
         else:
             for t in time_steps:
-                res = convert(ann, time_steps=t, neuron=neuron, data=calib_x, calibration=calibration, parity_samples=16)
+                res = convert(ann, time_steps=t, neuron=cfg, data=calib_x, calibration=calibration, parity_samples=16)
                 sess = Session(res.model)
                 per_step, counts = _run(sess, test_x, batch_size, name)
                 if on_run:
-                    on_run(neuron, t, res, per_step, counts)
+                    on_run(label, t, res, per_step, counts)
                 pred = per_step[-1].argmax(-1)
-                rows.append(EvalRow(neuron, t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
+                rows.append(EvalRow(label, t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
                                     _rate(counts, t, len(test_x)), res.parity[name]["rel_max_diff"]))
-                tick(f"{neuron} T={t}")
-    return rows
+                tick(f"{label} T={t}")
+    return EvalResult(rows, len(test_x), ann_acc)
 
 
-def _run(sess: Session, x: np.ndarray, batch_size: int, name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Running-mean outputs [T, N, ...] and spike counts summed over all batches."""
-    steps, counts = [], {}
-    for s in range(0, len(x), batch_size):
-        out = sess.run(x[s : s + batch_size])
-        steps.append(out.per_step[name])
-        for k, v in out.spike_counts.items():
-            counts[k] = counts[k] + v if k in counts else v.copy()
-    return np.concatenate(steps, axis=1), counts
+def _evaluate_events(ann, test, test_y, calib, event_input, time_steps, neurons, calibration, batch_size,
+                     on_step, on_run) -> EvalResult:
+    time_steps = sorted(set(int(t) for t in time_steps))
+    calibration = calibration or CalibrationConfig()
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    ann_sess = ort.InferenceSession(ann.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    name = _logits_name(ann)
+    rows: list[EvalRow] = []
+    ann_accs = {}
+    for t in time_steps:
+        frames = test.frames(t)
+        calib_frames = calib.frames(t).mean(axis=0)
+        (ann_logits,) = run_batched(ann_sess, {event_input: frames.mean(axis=0)}, [name], batch_size)
+        ann_pred = ann_logits.argmax(-1)
+        ann_accs[t] = ann_acc = float(np.mean(ann_pred == test_y))
+        for neuron in neurons:
+            cfg = NeuronConfig(kind=neuron) if isinstance(neuron, str) else neuron
+            res = convert(ann, time_steps=t, neuron=cfg, data={event_input: calib_frames}, calibration=calibration,
+                          parity_samples=16, event_inputs=(event_input,))
+            sess = Session(res.model)
+            per_step, counts = _run(sess, {event_input: frames}, batch_size, name)
+            if on_run:
+                on_run(cfg.kind, t, res, per_step, counts)
+            pred = per_step[-1].argmax(-1)
+            rows.append(EvalRow(cfg.kind, t, ann_acc, float(np.mean(pred == test_y)), float(np.mean(pred == ann_pred)),
+                                _rate(counts, t, len(test_y)), res.parity[name]["rel_max_diff"]))
+            if on_step:
+                on_step(f"{cfg.kind} T={t}")
+    order = {(n if isinstance(n, str) else n.kind): i for i, n in enumerate(neurons)}
+    rows.sort(key=lambda r: (order[r.neuron], r.time_steps))
+    return EvalResult(rows, len(test_y), ann_accs[max(time_steps)], {"event_input": event_input, "ann_accuracy_per_t": ann_accs})
+
+
+def _run(sess: Session, x, batch_size: int, name: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Running-mean outputs [T, N, ...] and spike counts summed over all batches (``x``: static
+    ``[N, ...]`` or a dict with event frames ``[T, N, ...]``)."""
+    from .report.measure import run_snn
+
+    per_step, counts, _ = run_snn(sess, x, name, batch_size)
+    return per_step, counts
 
 
 def _rate(counts: dict[str, np.ndarray], t: int, n: int) -> float | None:

@@ -15,10 +15,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_cover_the_issue_grid():
-    a = cpu.parse_args([])
+    a = cpu.parse_args([], default_out=ROOT / "docs" / "benchmarks.md")
     assert a.models == ["resnet18", "vgg16", "vit_tiny"]
     assert a.time_steps == [4, 8, 16] and a.batches == [1, 32]
     assert a.out.endswith("docs/benchmarks.md")
+    assert cpu.parse_args([]).out is None  # no default: the caller says where the report goes
     q = cpu.parse_args(["--quick"])
     assert q.models == ["resnet18"] and q.out is None and q.reps >= 3
     with pytest.raises(SystemExit):
@@ -70,3 +71,18 @@ def test_entry_points_answer_help():
 
     res = CliRunner().invoke(cli, ["bench", "--help"])
     assert res.exit_code == 0 and "--quick" in res.output
+
+
+def test_cli_bench_writes_where_the_user_runs_it(tmp_path, monkeypatch):
+    """`snn-onnx bench` puts its report in the current folder, never into the installed package."""
+    from click.testing import CliRunner
+
+    from snn_onnx_cli.main import cli
+
+    seen = {}
+    monkeypatch.setattr(cpu, "main", lambda argv, default_out=None: seen.update(argv=argv, out=default_out) or 0)
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["bench", "--models", "resnet18"])
+    assert res.exit_code == 0, res.output
+    assert seen["argv"] == ["--models", "resnet18"] and Path(seen["out"]).parent == tmp_path
+    assert cpu.parse_args(["--models", "resnet18"], default_out=seen["out"]).out == str(tmp_path / "snn-onnx-bench.md")

@@ -2,7 +2,7 @@
 
 Three layers, so that every machine checks what it can:
 
-1. Everywhere (needs a C++ compiler): the kernels' own per-thread bodies (``kernels.cuh``),
+1. Everywhere (needs a C++ compiler): the kernels' own per-thread bodies (``src/cuda/*.cuh``),
    run on the host by ``src/cuda/emulate.cc`` through the same launch plan, grid and dispatch
    as on the GPU, against the NumPy reference: every op, randomized, every samples-per-thread
    variant, counts stored directly and accumulated.
@@ -145,7 +145,7 @@ def emu(tmp_path_factory):
 P_F = ctypes.POINTER(ctypes.c_float)
 P_I64 = ctypes.POINTER(ctypes.c_int64)
 I64, C_INT, C_F = ctypes.c_int64, ctypes.c_int, ctypes.c_float
-BAD_PLAN = -1  # kernels.cuh kBadPlan
+BAD_PLAN = -1  # device.cuh kBadPlan
 
 
 def _f(a):
@@ -306,7 +306,7 @@ def test_emulated_temporal(emu, seed):
         np.testing.assert_array_equal(y, fn(x, time_steps=T))
 
 
-FUSED_FUNCS = ("gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "relu")  # op_attrs.h order
+FUSED_FUNCS = ("gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "relu")  # common/ops.h order
 
 
 def fused_case(seed):

@@ -46,7 +46,7 @@ def test_rates_match_spike_tensors_small_net(neuron: str) -> None:
     net = Convs().eval()
     ann = export_module(net, (3, 11, 9), exporter="legacy")
     x = np.random.default_rng(4).standard_normal((6, 3, 11, 9)).astype(np.float32)
-    cfg = NeuronConfig(kind="if", signed=True) if neuron == "signed_if" else neuron
+    cfg = NeuronConfig(kind="signed-if") if neuron == "signed_if" else neuron
     snn = snn_onnx.convert(ann, time_steps=5, neuron=cfg, data=x, parity_samples=4).model
     _check_rates(snn, x)
 

@@ -7,6 +7,8 @@ Spikes and counts must be identical to the reference; other values equal to floa
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -349,7 +351,6 @@ def test_baseline_isa_matches_reference(snn_library):
     """The kernels are compiled for the baseline ISA and for AVX2 and picked at run time
     (custom_ops/src/cpu/isa.h); the rest of this file tests the variant this CPU picks. Here
     SNN_ONNX_ISA=baseline forces the baseline code in a fresh process."""
-    import os
     import subprocess
     import sys
     from pathlib import Path
@@ -545,6 +546,16 @@ BAD = [
      ["static_input must be 0 or 1, got -1"]),
     ("TemporalMean", [("x", X6)], {"time_steps": 4}, ["not divisible by time_steps 4"]),
     ("TemporalDelta", [("x", X6)], {"time_steps": -1}, ["time_steps must be >= 1, got -1"]),
+    # attributes the kernels cannot honour, refused at session creation (issue 14)
+    ("TemporalMean", [("x", X6)], {"time_steps": 2**31}, ["time_steps must be <= 2147483647", "2147483648"]),
+    ("IFNeuron", [("x", X6), ("threshold", 1.0)], {"time_steps": 2, "v_init": float("nan")},
+     ["v_init must be finite, got nan"]),
+    ("IFNeuron", [("x", X6), ("threshold", 1.0)], {"time_steps": 2, "leak": float("inf")},
+     ["leak must be finite, got inf"]),
+    ("IFNeuron", [("x", X6), ("threshold", 1.0)], {"time_steps": 2, "signed": 1, "signed_eps": float("-inf")},
+     ["signed_eps must be finite, got -inf"]),
+    ("ParaIFNeuron", [("x", X6), ("theta_pre", 1.0)], {"time_steps": 2, "v_init": float("nan")},
+     ["v_init must be finite, got nan"]),
 ]
 
 
@@ -565,3 +576,165 @@ def test_bad_input(so, case):
     good, feeds = build("TemporalMean", [("x", X6)], {"time_steps": 3})
     (y,) = run(so, good, feeds)
     np.testing.assert_allclose(y, ref.temporal_mean(X6, time_steps=3))
+
+
+# ---------------------------------------------------------------------------------------------
+# reliability (issue 14): the inputs that crashed, hung or were computed wrongly, exactly as
+# found; sizes that overflow are refused before anything is allocated
+
+
+def session_error(so, model) -> str:
+    with pytest.raises(Exception) as info:
+        ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
+    return str(info.value)
+
+
+@pytest.mark.parametrize("op,param", [("IFNeuron", "threshold"), ("ParaIFNeuron", "theta_pre")])
+@pytest.mark.parametrize("T", [2**62, 2**62 + 1])
+def test_huge_time_steps_refused_at_session_creation(so, op, param, T):
+    """time_steps 2^62 (+1) with static_input on a [4, 1] input: IFNeuron wrote out of bounds
+    (T*B wrapped: SIGSEGV), ParaIFNeuron looped 2^62 times (a hang)."""
+    model, _ = build(op, [("x", np.ones((4, 1), F32)), (param, 1.0)], {"time_steps": T, "static_input": 1}, True,
+                     node_name="huge")
+    msg = session_error(so, model)
+    assert f"{op} node 'huge'" in msg and "time_steps must be <= 2147483647" in msg and str(T) in msg, msg
+
+
+def test_largest_time_steps_accepted(so):
+    model, _ = build("IFNeuron", [("x", np.ones((4, 1), F32)), ("threshold", 1.0)],
+                     {"time_steps": 2**31 - 1, "static_input": 1}, True)
+    ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])  # created; not run (8 GiB output)
+
+
+# Empty tensors whose shapes make T*B, T*B*N or T*N overflow int64 (or exceed what a tensor
+# can hold) without any memory behind them.
+T_MAX = 2**31 - 1
+OVERFLOW = [
+    ("IFNeuron", np.zeros((2**40, 0), F32), {"time_steps": T_MAX, "static_input": 1}, False,
+     ["output y of time_steps 2147483647 x batch 1099511627776", "too large for a tensor"]),
+    ("ParaIFNeuron", np.zeros((2**40, 0), F32), {"time_steps": T_MAX, "static_input": 1}, True,
+     ["output y of time_steps 2147483647 x batch 1099511627776", "too large for a tensor"]),
+    ("IFNeuron", np.zeros((0, 2**40), F32), {"time_steps": T_MAX}, True,
+     ["spike counts [time_steps 2147483647, 1099511627776 neurons] are too large"]),
+    ("ParaIFNeuron", np.zeros((0, 2**40), F32), {"time_steps": 2**24, "static_input": 1}, True,
+     ["spike counts [time_steps 16777216, 1099511627776 neurons] are too large"]),
+    ("MultiThresholdNeuron", np.zeros((0, 2**40), F32), {"time_steps": T_MAX}, True,
+     ["spike counts [time_steps 2147483647, 1099511627776 neurons] are too large"]),
+    ("IFNeuron", np.zeros((2**31, 0), F32), {"time_steps": 1}, True,
+     ["batch 2147483648 exceeds the spike counters' range"]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(OVERFLOW)))
+def test_sizes_that_overflow_are_refused(so, case):
+    op, x, attrs, counts, fragments = OVERFLOW[case]
+    params = {"IFNeuron": [("threshold", 1.0)], "ParaIFNeuron": [("theta_pre", 1.0)],
+              "MultiThresholdNeuron": [("scale_pos", 1.0), ("scale_neg", 1.0)]}[op]
+    model, feeds = build(op, [("x", x), *params], attrs, counts, node_name="big")
+    with pytest.raises(Exception) as info:
+        run(so, model, feeds)
+    msg = str(info.value)
+    assert f"{op} node 'big'" in msg and all(f in msg for f in fragments), msg
+
+
+@pytest.mark.skipif(bool(os.environ.get("SNN_ONNX_SANITIZER")),
+                    reason="under AddressSanitizer a failed operator new aborts (it cannot return null)")
+def test_allocation_failure_is_an_error(so):
+    """Spike counts of 2^52 int64 (32 PiB, beyond any address space): the allocation fails and
+    the run returns an error; the process goes on."""
+    model, feeds = build("IFNeuron", [("x", np.zeros((0, 2**36), F32)), ("threshold", 1.0)],
+                         {"time_steps": 2**16}, True, node_name="alloc")
+    with pytest.raises(Exception) as info:
+        run(so, model, feeds)
+    assert "alloc" in str(info.value), str(info.value)
+    good, feeds = build("TemporalMean", [("x", X6)], {"time_steps": 3})
+    np.testing.assert_allclose(run(so, good, feeds)[0], ref.temporal_mean(X6, time_steps=3))
+
+
+FUSED_FUNCS = ("gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "relu")
+SPECIAL = np.array([np.nan, -3.4e38, -np.inf, np.inf, 3.4e38, -0.0, 0.0, 1e-45, -1e-45, 88.8, -88.8, 104.5,
+                    -104.5, 1e20, -1e20, 3.0, -3.0], F32)
+
+
+@pytest.mark.parametrize("fn", FUSED_FUNCS)
+@pytest.mark.parametrize("T", [1, 3])
+def test_compensated_special_values(so, fn, T):
+    """NaN into the fused gelu / gelu_tanh / silu / sigmoid / tanh was undefined behaviour in exp
+    (NaN converted to int, a negative value shifted); relu(NaN) gave 0 and silu(-3.4e38) -2.06,
+    silu(-inf) -inf. Now every value is the reference's (NaN where it has NaN)."""
+    x = np.stack([np.roll(SPECIAL, k) for k in range(T)]).reshape(T, 1, -1)
+    model, feeds = build("CompensatedElementwise", [("x", x)], {"time_steps": T, "function": fn})
+    (y,) = run(so, model, feeds)
+    r = ref.compensated_elementwise(x, time_steps=T, function=fn)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(r))
+    np.testing.assert_allclose(y, r, rtol=1e-5, atol=1e-6)
+
+
+def test_compensated_special_values_as_found(so):
+    def f(fn, v):
+        model, feeds = build("CompensatedElementwise", [("x", np.array([v], F32))], {"time_steps": 1, "function": fn})
+        return run(so, model, feeds)[0][0]
+
+    assert np.isnan(f("relu", np.nan))
+    y = f("silu", -3.4e38)
+    assert y == 0 and np.signbit(y)
+    assert np.isnan(f("silu", -np.inf))
+    for fn in ("gelu", "gelu_tanh", "silu", "sigmoid", "tanh"):
+        assert np.isnan(f(fn, np.nan)), fn
+
+
+def test_shared_sessions_under_concurrent_runs(snn_library):
+    """One session per op, run from 8 threads at once (500 runs in all, each with its own input
+    and, for the neurons, its own parameters fed as graph inputs, ORT's intra-op pool of 2
+    threads each): every result equals the reference computed alone. The kernels keep no state
+    between runs, so nothing may leak from one run into another."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    opts = ort.SessionOptions()
+    opts.register_custom_ops_library(snn_library)
+    opts.intra_op_num_threads = 2
+    opts.log_severity_level = 4
+    T = 4
+    specs = [
+        ("IFNeuron", ["threshold"], {"time_steps": T, "signed": 1, "leak": 0.9}, True),
+        ("ParaIFNeuron", ["theta_pre", "theta_post", "bias"], {"time_steps": T}, True),
+        ("MultiThresholdNeuron", ["scale_pos", "scale_neg"], {"time_steps": T, "channel_axis": 1}, True),
+        ("TemporalMean", [], {"time_steps": T}, False),
+        ("TemporalDelta", [], {"time_steps": T}, False),
+        ("CompensatedElementwise", [], {"time_steps": T, "function": "hardswish"}, False),
+    ]
+    sessions = {}
+    for op, params, attrs, counts in specs:
+        model, _ = build(op, [("x", X6)] + [(p, np.ones(3, F32)) for p in params], attrs, counts,
+                         initializers=False)
+        sessions[op] = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+
+    def case(k):
+        op, params, attrs, counts = specs[k % len(specs)]
+        rng = np.random.default_rng(k)
+        B, C = int(rng.integers(1, 6)), 3
+        x = rand_x(rng, (T * B, C, int(rng.integers(1, 200))))
+        feeds = {"x": x}
+        for p in params:
+            feeds[p] = rand_positive(rng, C) if p != "bias" else rng.normal(0, 1, C).astype(F32)
+        if op == "MultiThresholdNeuron":
+            want = ref.multi_threshold_neuron(x, feeds["scale_pos"], feeds["scale_neg"], **resolved(op, attrs))
+        else:
+            want = ref.REFERENCES[op](x, *[feeds[p] for p in params], **resolved(op, attrs))
+        return op, feeds, want
+
+    cases = [case(k) for k in range(500)]
+
+    def run_case(c):
+        op, feeds, want = c
+        return sessions[op].run(None, feeds)
+
+    with ThreadPoolExecutor(8) as pool:
+        outs = list(pool.map(run_case, cases))
+    for (op, _, want), out in zip(cases, outs):
+        if op in schema.SPIKING_OPS:
+            check_spikes(out[0], out[1], want[0], want[1], True)
+        elif op == "CompensatedElementwise":
+            np.testing.assert_allclose(out[0], want, rtol=1e-5, atol=1e-5)
+        else:
+            np.testing.assert_array_equal(out[0], want)

@@ -54,7 +54,8 @@ def test_run_folder(runs) -> None:
     run, folder = out["if"]
     assert folder.parent.parent == root and folder.parent.name == "digits-if"
     for f in ("config.json", "summary.json", "layers.csv", "spiking_layers.csv", "anytime.csv", "report.html",
-              "plots/firing_rates.png", "plots/accuracy_vs_t.png", "plots/energy_layers.png", "plots/dashboard.png"):
+              "plots/firing_rates.png", "plots/accuracy_vs_t.png", "plots/energy_layers.png", "plots/dashboard.png",
+              "plots/rate_heatmap.png", "plots/neuron_rates.png"):
         assert (folder / f).is_file(), f
     for png in (folder / "plots").glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -166,7 +167,7 @@ def test_html_opens_in_chromium(runs, tmp_path) -> None:
     check = check_html(folder / "report.html")
     assert check.errors == [] and check.console_errors == []
     assert check.title == f"snn-onnx report: {run.name}"
-    assert check.figures == 4 and len(check.images) == 4
+    assert check.figures == 6 and len(check.images) == 6
     for img in check.images:
         assert img["src"].startswith("data:image/png;base64,")
         assert img["width"] > 100 and img["height"] > 100 and img["shown"] > 100, img

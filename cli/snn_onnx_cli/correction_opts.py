@@ -8,6 +8,9 @@ import functools
 
 import click
 
+#: the options' parameter names (for the CLI's refusals where they do not apply)
+CORRECTION_OPTIONS = ("bias_correction", "potential_correction", "threshold_shift", "correction_samples")
+
 
 def correction_options(fn):
     """``--bias-correction``, ``--potential-correction``, ``--threshold-shift``,
@@ -17,6 +20,11 @@ def correction_options(fn):
     def wrapper(*args, bias_correction, potential_correction, threshold_shift, correction_samples, **kwargs):
         from snn_onnx.conversion.corrections import CorrectionConfig
 
+        from .options import given
+
+        if given("correction_samples") and not (bias_correction or potential_correction):
+            raise click.UsageError("--correction-samples does not apply: it sets the samples of --bias-correction / "
+                                   "--potential-correction")
         kwargs["corrections"] = CorrectionConfig(bias=bias_correction, potential=potential_correction,
                                                  shift=threshold_shift, samples=correction_samples)
         return fn(*args, **kwargs)

@@ -137,7 +137,7 @@ def register(cli: click.Group, handle_errors: Callable) -> None:
         import onnx
 
         from snn_onnx.interop.nir_import import from_nir
-        from snn_onnx.runtime.session import make_session
+        from snn_onnx import make_session
 
         out = _check_output(output, force)
         imp = from_nir(nir_file, time_steps=time_steps, dt=dt, static_inputs=static_input)
@@ -177,7 +177,7 @@ def register(cli: click.Group, handle_errors: Callable) -> None:
         module = None
         spec = ann or ("snn_onnx_models.digits_cnn:load_example_model" if _is_example(snn) else None)
         if spec:
-            from snn_onnx.export.torch_export import build_module
+            from snn_onnx.export import build_module
 
             module = build_module(spec, num_classes=num_classes, checkpoint=checkpoint)
         report = run_check(snn, x, nir_readers=readers, ann=module, lossy=lossy, dt=dt, spike_tol=spike_tol,

@@ -4,8 +4,9 @@
 #include <string>
 #include <vector>
 
-#include "common/op_common.h"
+#include "common/ops.h"
 #include "cpu/cpu_ops.h"
+#include "cpu/isa.h"
 #if SNN_ONNX_WITH_CUDA
 #include "cuda/cuda_ops.h"
 #endif
@@ -18,6 +19,27 @@
 
 namespace {
 
+// The registration table: every op of SNN_ONNX_FOR_EACH_OP (common/ops.h) with its CPU kernel
+// and, in a CUDA build, its CUDA kernel, under one name; ORT picks the kernel by the node's
+// provider.
+template <class Op>
+void add_op(std::vector<OrtCustomOp*>& ops) {
+  static snn::OpDef<snn::cpu::Kernel<Op>> cpu;
+  ops.push_back(&cpu);
+#if SNN_ONNX_WITH_CUDA
+  static snn::OpDef<snn::cuda::Kernel<Op>> cuda;
+  ops.push_back(&cuda);
+#endif
+}
+
+std::vector<OrtCustomOp*> op_set() {
+  std::vector<OrtCustomOp*> ops;
+#define SNN_ADD(Op) add_op<snn::Op>(ops);
+  SNN_ONNX_FOR_EACH_OP(SNN_ADD)
+#undef SNN_ADD
+  return ops;
+}
+
 // One domain for the process, built on first use and never released: every SessionOptions
 // (and every session made from it) keeps a raw pointer to it, and releasing it at exit could
 // run after ONNX Runtime itself is gone.
@@ -28,12 +50,7 @@ OrtStatus* shared_domain(const OrtApi& api, OrtCustomOpDomain** out) {
   if (domain == nullptr) {
     OrtCustomOpDomain* d = nullptr;
     if (OrtStatus* st = api.CreateCustomOpDomain(snn::kDomain, &d)) return st;
-    std::vector<OrtCustomOp*> ops = snn::cpu::ops();
-#if SNN_ONNX_WITH_CUDA
-    // Same names in the same domain, for the CUDA provider: ORT picks the kernel by provider.
-    for (OrtCustomOp* op : snn::cuda::ops()) ops.push_back(op);
-#endif
-    for (OrtCustomOp* op : ops) {
+    for (OrtCustomOp* op : op_set()) {
       if (OrtStatus* st = api.CustomOpDomain_Add(d, op)) {
         api.ReleaseCustomOpDomain(d);
         return st;
@@ -79,3 +96,7 @@ extern "C" SNN_EXPORT int snn_onnx_has_cuda(void) {
   return 0;
 #endif
 }
+
+// The instruction set the CPU kernels run with in this process: "avx2" or "baseline"
+// (cpu/isa.h; SNN_ONNX_ISA=baseline forces the latter). Read by the tests through ctypes.
+extern "C" SNN_EXPORT const char* snn_onnx_cpu_isa(void) { return snn::cpu::isa_name(snn::cpu::best_isa()); }

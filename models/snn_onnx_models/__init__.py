@@ -7,6 +7,7 @@ Importing this package does not import torch: a deployment uses only
 * ``snn_onnx_models.qcfs`` — :class:`QCFS`, ``qcfsify``, ``calibrate_thresholds``
 * ``snn_onnx_models.timm_qcfs`` — ``create_qcfs_timm``
 * ``snn_onnx_models.digits_cnn`` — ``DigitsQCFSCNN`` (the example model's definition)
+* ``snn_onnx_models.digits_event_cnn`` — ``DigitsEventCNN`` (the event-camera example)
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ __all__ = [
     "EXAMPLE_INPUT_SHAPE",
     "example_model_path",
     "example_weights_path",
+    "digits_event_cnn_path",
 ]
 
 #: QCFS levels L of the example model (convert it with T = L for an exact ParaIF SNN).
@@ -40,3 +42,9 @@ def example_model_path() -> Path:
 def example_weights_path() -> Path:
     """Path of the example model's torch state dict (``digits_qcfs_cnn.pt``)."""
     return _WEIGHTS / "digits_qcfs_cnn.pt"
+
+
+def digits_event_cnn_path() -> Path:
+    """Path of the event-camera example ANN (``digits_event_cnn.onnx``: input ``input``
+    ``[B,2,10,10]`` event counts, output ``logits`` ``[B,10]``; convert with an event input)."""
+    return _WEIGHTS / "digits_event_cnn.onnx"

@@ -517,7 +517,9 @@ def _ints(text: str) -> list[int]:
     return [int(v) for v in text.split(",") if v.strip()]
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None, default_out: str | Path | None = None) -> argparse.Namespace:
+    """``default_out``: where the markdown report goes without --out (not in --quick runs):
+    the CLI passes the current folder, benchmarks/cpu_speed.py passes docs/benchmarks.md."""
     p = argparse.ArgumentParser(
         prog="snn-onnx bench",
         description="CPU speed: snn-onnx SNN vs T × ANN and the folded ANN in ONNX Runtime, and SpikingJelly.")
@@ -536,7 +538,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-conversion", action="store_true", help="skip timing `snn-onnx convert resnet18`")
     p.add_argument("--compare-unoptimized", action="store_true",
                    help="also time the SNN converted without graph optimizations (optimize_graph=False)")
-    p.add_argument("--out", default=None, help="markdown report (default docs/benchmarks.md; quick: none)")
+    p.add_argument("--out", default=None,
+                   help=f"markdown report (default {default_out or 'none'}; --quick: none)")
     p.add_argument("--json", default=None, help="also write the raw results as JSON")
     p.add_argument("--workdir", default=None, help="keep exported/converted models here (default: a temp dir)")
     p.add_argument("--quiet", action="store_true")
@@ -548,8 +551,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     a.time_steps = _ints(a.time_steps) if a.time_steps else ([4] if a.quick else [4, 8, 16])
     a.batches = _ints(a.batches) if a.batches else ([1, 8] if a.quick else [1, 32])
     a.reps = a.reps or (3 if a.quick else 5)
-    if a.out is None and not a.quick:
-        a.out = str(ROOT / "docs" / "benchmarks.md")
+    if a.out is None and not a.quick and default_out is not None:
+        a.out = str(default_out)
     return a
 
 
@@ -568,11 +571,11 @@ def ensure_library(log: Log) -> None:
     subprocess.run(["bash", str(script)], check=True, stdout=subprocess.DEVNULL)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, default_out: str | Path | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["--memory-child"]:
         return memory_child(argv[1:])
-    args = parse_args(argv)
+    args = parse_args(argv, default_out)
     log = Log(args.quiet)
     ensure_library(log)
     peer = not args.no_peer

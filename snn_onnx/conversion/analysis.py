@@ -6,7 +6,7 @@ neuron and everything computed from it. Values computed only from static inputs 
 at every step, so non-linear ops on them need no compensation. Every op that receives a
 time-varying input must be affine (passes through), a per-sample non-linearity (expectation
 compensation, alone or as part of a block) or it stops the conversion with an error naming
-the node. What each op is comes from ``ops_table``.
+the node. What each op is comes from ``ops/onnx_table.py``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ import onnx_ir as ir
 
 from ..errors import ConversionError, UnsupportedOpError
 from ..ops import schema
-from . import batch_axis, blocks, ops_table
+from ..ops import onnx_table
+from . import batch_axis, blocks
 from .blocks import Block
-from .graph_utils import is_float
+from .graph_utils import is_float, propagate
 
 
 @dataclass
@@ -49,29 +50,30 @@ def plan_time(graph: ir.Graph, seeds: frozenset[ir.Value] = frozenset()) -> Plan
     over time) through the graph, follow the batch axis, group per-sample non-linear regions
     into compensation blocks and classify every other node that sees a time-varying input."""
     plan = Plan()
-    tv, axes = plan.time_varying, plan.batch_axes
+    axes = plan.batch_axes
     static_axes = batch_axis.static_axes(graph)
-    for v in seeds:
-        tv.add(v)
-        axes[v] = 0
+    axes.update({v: 0 for v in seeds})
     varying_of: dict[ir.Node, list[int]] = {}
-    for node in graph:
-        if node.domain == schema.DOMAIN:
+
+    def axis_of(v: ir.Value) -> int:
+        return axes.get(v, static_axes.get(v, 0))
+
+    def transfer(node: ir.Node, facts: dict) -> dict:
+        if node.domain == schema.DOMAIN:  # a neuron: its spikes vary; its input needs the batch first
             x = node.inputs[0]
-            if node.op_type in _SPIKING or any(v is not None and v in tv for v in node.inputs):
-                a = axes.get(x, static_axes.get(x, 0)) if x is not None else 0
-                batch_axis.require_leading(x, {x: a}, node.op_type, node)
-                tv.add(node.outputs[0])
-                axes[node.outputs[0]] = 0
-            continue
-        varying = [i for i, v in enumerate(node.inputs) if v is not None and v in tv]
-        if not varying or node.op_type in ops_table.SHAPE_OPS and node.domain == "":
-            continue
+            batch_axis.require_leading(x, {x: axis_of(x) if x is not None else 0}, node.op_type, node)
+            axes[node.outputs[0]] = 0
+            return {node.outputs[0]: True}
+        varying = [i for i, v in enumerate(node.inputs) if v is not None and v in facts]
         _check_known(node)
-        local = {node.inputs[i]: axes.get(node.inputs[i], static_axes.get(node.inputs[i], 0)) for i in varying}
-        axes.update(batch_axis.output_axes(node, local))
-        tv.update(node.outputs)
+        axes.update(batch_axis.output_axes(node, {node.inputs[i]: axis_of(node.inputs[i]) for i in varying}))
         varying_of[node] = varying
+        return {o: True for o in node.outputs}
+
+    def spiking(node: ir.Node) -> bool:
+        return node.domain == schema.DOMAIN and node.op_type in _SPIKING
+
+    plan.time_varying.update(propagate(graph, {v: True for v in seeds}, transfer, start=spiking))
     plan.blocks = blocks.find_blocks(graph, varying_of, axes)
     in_block = {n for blk in plan.blocks for n in blk.nodes}
     for node, varying in varying_of.items():
@@ -82,8 +84,8 @@ def plan_time(graph: ir.Graph, seeds: frozenset[ir.Value] = frozenset()) -> Plan
 
 def _check_known(node: ir.Node) -> None:
     op = node.op_type
-    if node.domain not in ops_table.STANDARD_DOMAINS and not (
-        node.domain == "com.microsoft" and op in ops_table.QDQ_OPS
+    if node.domain not in onnx_table.STANDARD_DOMAINS and not (
+        node.domain == "com.microsoft" and op in onnx_table.QDQ_OPS
     ):
         raise UnsupportedOpError(
             f"custom op of domain '{node.domain}' on a time-varying tensor: snn-onnx cannot "
@@ -95,7 +97,7 @@ def _check_known(node: ir.Node) -> None:
         raise UnsupportedOpError(
             "control flow (subgraphs) on a time-varying tensor is not supported", node.name, op
         )
-    if ops_table.info(op, node.domain) is None:
+    if onnx_table.info(op, node.domain) is None:
         raise _unsupported(node)
 
 
@@ -103,7 +105,7 @@ def _unsupported(node: ir.Node) -> UnsupportedOpError:
     return UnsupportedOpError(
         "no spiking form and not known to act on each sample separately, so it cannot be "
         "wrapped in expectation compensation. Replace it in the ANN, or describe it in "
-        "snn_onnx/conversion/ops_table.py if it is per-sample",
+        "snn_onnx/conversion/onnx_table.py if it is per-sample",
         node.name,
         node.op_type,
     )
@@ -112,8 +114,8 @@ def _unsupported(node: ir.Node) -> UnsupportedOpError:
 def _classify(node: ir.Node, varying: list[int], plan: Plan) -> None:
     # every node here has passed _check_known (known domain and op)
     op = node.op_type
-    role = ops_table.info(op, node.domain).role
-    if role == ops_table.AFFINE:
+    role = onnx_table.info(op, node.domain).role
+    if role == onnx_table.AFFINE:
         if op in ("Cast", "CastLike") and not all(is_float(o) for o in node.outputs):
             raise UnsupportedOpError(
                 "casting a spiking (time-varying) tensor to a non-float type is not linear",
@@ -123,12 +125,12 @@ def _classify(node: ir.Node, varying: list[int], plan: Plan) -> None:
         if op == "Where" and 0 in varying:
             raise UnsupportedOpError("Where with a time-varying condition", node.name, op)
         return
-    if role == ops_table.BILINEAR:
+    if role == onnx_table.BILINEAR:
         if op == "Div" and varying == [0] or op != "Div" and len(varying) == 1:
             return
         plan.compensated.append(node)  # product of two spiking tensors: two-input form
         return
-    if op in ops_table.COMPENSABLE_OPS:
+    if op in onnx_table.COMPENSABLE_OPS:
         used_non_float = [
             o.name for o in node.outputs if not is_float(o) and (o.uses() or o.is_graph_output())
         ]
@@ -141,7 +143,7 @@ def _classify(node: ir.Node, varying: list[int], plan: Plan) -> None:
             )
         plan.compensated.append(node)
         return
-    if role in (ops_table.NONLINEAR, ops_table.LOGICAL):
+    if role in (onnx_table.NONLINEAR, onnx_table.LOGICAL):
         raise UnsupportedOpError(
             "it acts on a time-varying tensor outside a per-sample block snn-onnx can wrap in "
             "expectation compensation (e.g. IsNaN after a Softmax); its output is not a float "

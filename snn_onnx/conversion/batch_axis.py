@@ -17,14 +17,14 @@ import numpy as np
 import onnx_ir as ir
 
 from ..errors import ConversionError
-from . import ops_table
-from .graph_utils import const_array
+from ..ops import onnx_table
+from .graph_utils import const_array, propagate
 
 # Ops acting on each element (with broadcasting of their other inputs): the batch axis keeps
 # its position counted from the right. Ops whose batch axis must be axis 0 (NCHW-style
 # batch): output keeps it at 0.
-ELEMENTWISE = ops_table.ELEMENTWISE_OPS
-LEADING_BATCH = ops_table.LEADING_BATCH_OPS
+ELEMENTWISE = onnx_table.ELEMENTWISE_OPS
+LEADING_BATCH = onnx_table.LEADING_BATCH_OPS
 _BIG = 2**62
 
 
@@ -78,210 +78,276 @@ def _same(node: ir.Node, found: list[int]) -> int:
     return found[0]
 
 
+class _Ctx:
+    """What every per-op rule reads: the node, its time-varying inputs (index, value, batch
+    axis), its first output and that output's rank, the first varying input and its rank."""
+
+    def __init__(self, node: ir.Node, axes: dict[ir.Value, int]):
+        self.node = node
+        self.tv = _tv_inputs(node, axes)
+        self.out = node.outputs[0]
+        self.ro = _rank(self.out)
+        self.idx, self.x, self.a = self.tv[0]
+        self.r = _rank(self.x)
+
+    def all(self, axis: int) -> dict[ir.Value, int]:
+        return {o: axis for o in self.node.outputs}
+
+    def axis_attr(self, name: str, default: int) -> int | None:
+        return _norm(self.node.attributes.get_int(name, default), self.r) if self.r is not None else None
+
+
+def _elementwise(c: _Ctx) -> dict[ir.Value, int]:
+    found = []
+    for _, v, a in c.tv:
+        r = _rank(v)
+        if c.ro is not None and r is not None:
+            found.append(c.ro - (r - a))
+        elif a == 0 and (c.ro is None or r is None):
+            found.append(0)  # ranks unknown: a leading batch axis stays leading
+        else:
+            raise _Refuse("the ranks of its inputs are unknown")
+    return c.all(_same(c.node, found))
+
+
+def _leading(c: _Ctx) -> dict[ir.Value, int]:
+    for _, _, a in c.tv:
+        if a != 0:
+            raise _Refuse(f"it expects the batch on axis 0, the time-varying input has it on axis {a}")
+    return c.all(0)
+
+
+def _transpose(c: _Ctx) -> dict[ir.Value, int]:
+    perm = c.node.attributes.get_ints("perm", None)
+    perm = list(perm) if perm is not None else (list(range(c.r))[::-1] if c.r is not None else None)
+    if perm is None:
+        raise _Refuse("its rank is unknown")
+    return {c.out: perm.index(c.a)}
+
+
+def _reshape(c: _Ctx) -> dict[ir.Value, int]:
+    if c.a != 0:
+        raise _Refuse(f"it reshapes a tensor whose batch axis is axis {c.a}, not 0")
+    return {c.out: 0}
+
+
+def _flatten(c: _Ctx) -> dict[ir.Value, int]:
+    k = _norm(c.node.attributes.get_int("axis", 1), c.r if c.r is not None else 2)
+    if c.a == 0 and k >= 1:
+        return {c.out: 0}
+    raise _Refuse(f"Flatten at axis {k} merges or moves the batch axis {c.a}")
+
+
+def _softmax(c: _Ctx) -> dict[ir.Value, int]:
+    k = c.axis_attr("axis", -1)
+    if k is None:
+        raise _Refuse("its rank is unknown")
+    if k == c.a:
+        raise _Refuse(f"axis {k} is the folded time*batch axis")
+    return {c.out: c.a}
+
+
+def _layer_norm(c: _Ctx) -> dict[ir.Value, int]:
+    if c.idx != 0:
+        raise _Refuse("its scale or bias is time-varying")
+    k = c.axis_attr("axis", -1)
+    if k is None:
+        raise _Refuse("its rank is unknown")
+    if c.a >= k:
+        raise _Refuse(f"it normalises over axes {k}.. which include the folded time*batch axis {c.a}")
+    return c.all(c.a)
+
+
+def _along_axis(c: _Ctx) -> dict[ir.Value, int]:
+    """Concat, Split, CumSum, GatherElements: fine unless they work along the batch axis."""
+    if c.node.op_type == "CumSum":
+        ax = _ints_input(c.node, 1)
+        k = _norm(ax[0], c.r) if ax and c.r is not None else None
+    else:
+        k = c.axis_attr("axis", 0)
+    if k is None:
+        raise _Refuse("its axis or rank is unknown")
+    if k == c.a:
+        raise _Refuse(f"axis {k} is the folded time*batch axis")
+    if c.node.op_type == "GatherElements" and c.idx != 0:
+        raise _Refuse("its indices are time-varying")
+    return c.all(_same(c.node, [a2 for _, _, a2 in c.tv]))
+
+
+def _gather(c: _Ctx) -> dict[ir.Value, int]:
+    node = c.node
+    if c.idx == 1 and len(c.tv) == 1:  # an embedding lookup: the indices carry the batch
+        rd = _rank(node.inputs[0])
+        if rd is None:
+            raise _Refuse("the rank of its data is unknown")
+        return {c.out: _norm(node.attributes.get_int("axis", 0), rd) + c.a}
+    if c.idx != 0:
+        raise _Refuse("its indices are time-varying")
+    k = c.axis_attr("axis", 0)
+    if k is None:
+        raise _Refuse("its rank is unknown")
+    if k == c.a:
+        raise _Refuse(f"axis {k} is the folded time*batch axis")
+    ri = _rank(node.inputs[1])
+    if ri is None:
+        raise _Refuse("the rank of its indices is unknown")
+    return {c.out: c.a if c.a < k else c.a + ri - 1}
+
+
+def _gather_nd(c: _Ctx) -> dict[ir.Value, int]:
+    bd = c.node.attributes.get_int("batch_dims", 0)
+    if c.idx != 0:
+        raise _Refuse("its indices are time-varying")
+    if c.a < bd:
+        return {c.out: c.a}
+    ind = c.node.inputs[1]
+    ri = _rank(ind)
+    k = ind.shape[-1] if ind is not None and ind.shape is not None and ri else None
+    if not isinstance(k, int):
+        raise _Refuse("the depth of its indices is unknown")
+    if c.a < bd + k:
+        raise _Refuse("GatherND indexes the batch axis")
+    return {c.out: ri - 1 + (c.a - bd - k)}
+
+
+def _squeeze(c: _Ctx) -> dict[ir.Value, int]:
+    sq = _ints_input(c.node, 1, "axes")
+    if sq is None:
+        if c.x.shape is None or any(not isinstance(d, int) for d in c.x.shape):
+            raise _Refuse("Squeeze without axes on a tensor of unknown shape (the batch axis may be 1)")
+        sq = [i for i, d in enumerate(c.x.shape) if d == 1]
+    sq = [_norm(s, c.r) for s in sq]
+    if c.a in sq:
+        raise _Refuse("it squeezes the batch axis")
+    return {c.out: c.a - sum(s < c.a for s in sq)}
+
+
+def _unsqueeze(c: _Ctx) -> dict[ir.Value, int]:
+    us = _ints_input(c.node, 1, "axes")
+    if us is None or c.r is None:
+        raise _Refuse("its axes or rank are unknown")
+    ro2 = c.r + len(us)
+    inserted = {_norm(u, ro2) for u in us}
+    kept = [pos for pos in range(ro2) if pos not in inserted]
+    if c.a >= len(kept):
+        raise _Refuse("cannot place the batch axis")
+    return {c.out: kept[c.a]}
+
+
+def _slice(c: _Ctx) -> dict[ir.Value, int]:
+    node = c.node
+    if c.idx != 0:
+        raise _Refuse("its bounds are time-varying")
+    if "starts" in node.attributes:  # opset < 10
+        sl_axes = _ints_input(node, 99, "axes")
+        n = len(node.attributes.get_ints("starts"))
+    else:
+        sl_axes = _ints_input(node, 3)
+        st = node.inputs[1]
+        n = st.shape[0] if st is not None and st.shape is not None and len(st.shape) == 1 else None
+    if sl_axes is None:
+        if n is None or not isinstance(n, int):
+            raise _Refuse("its sliced axes are unknown")
+        sl_axes = list(range(n))
+    if c.r is None and any(s < 0 for s in sl_axes):
+        raise _Refuse("its rank is unknown")
+    hits = [j for j, s in enumerate(sl_axes) if _norm(s, c.r or 0) == c.a]
+    if hits:
+        j = hits[0]
+        starts, ends = _ints_input(node, 1, "starts"), _ints_input(node, 2, "ends")
+        steps = _ints_input(node, 4)
+        step = steps[j] if steps else 1
+        if not (starts[j] == 0 and ends[j] >= _BIG // 2 and step == 1):
+            raise _Refuse(f"it slices the folded time*batch axis {c.a}")
+    return {c.out: c.a}
+
+
+def _pad(c: _Ctx) -> dict[ir.Value, int]:
+    pads = _ints_input(c.node, 1, "pads")
+    pad_axes = _ints_input(c.node, 3)
+    if pads is None:
+        raise _Refuse("its pads are unknown")
+    n = len(pads) // 2
+    pad_axes = [_norm(p, c.r or n) for p in pad_axes] if pad_axes is not None else list(range(n))
+    for j, p in enumerate(pad_axes):
+        if p == c.a and (pads[j] != 0 or pads[j + n] != 0):
+            raise _Refuse("it pads the batch axis")
+    return {c.out: c.a}
+
+
+def _tile(c: _Ctx) -> dict[ir.Value, int]:
+    reps = _ints_input(c.node, 1)
+    if reps is None or reps[c.a] != 1:
+        raise _Refuse("it repeats along the batch axis")
+    return {c.out: c.a}
+
+
+def _trilu(c: _Ctx) -> dict[ir.Value, int]:
+    if c.r is None or c.a >= c.r - 2:
+        raise _Refuse("it masks the batch axis")
+    return {c.out: c.a}
+
+
+def _reduce(c: _Ctx) -> dict[ir.Value, int]:
+    red = _ints_input(c.node, 1, "axes")
+    keep = c.node.attributes.get_int("keepdims", 1)
+    if not red:
+        if c.node.attributes.get_int("noop_with_empty_axes", 0) == 0:
+            raise _Refuse("it reduces over all axes, including the folded time*batch axis")
+        return {c.out: c.a}
+    if c.r is None and any(v < 0 for v in red):
+        raise _Refuse("its rank is unknown")
+    red = [_norm(v, c.r or 0) for v in red]
+    if c.a in red:
+        raise _Refuse(f"reduction axes {red} include the folded time*batch axis {c.a}")
+    return {c.out: c.a if keep else c.a - sum(v < c.a for v in red)}
+
+
+def _gemm(c: _Ctx) -> dict[ir.Value, int]:
+    found = []
+    for i, _, ai in c.tv:
+        if i == 0:
+            if ai != (1 if c.node.attributes.get_int("transA", 0) else 0):
+                raise _Refuse("its time-varying A carries the batch on the contraction axis")
+            found.append(0)
+        elif i == 1:
+            if ai != (0 if c.node.attributes.get_int("transB", 0) else 1):
+                raise _Refuse("its time-varying B carries the batch on the contraction axis")
+            found.append(1)
+        else:
+            raise _Refuse("its bias C is time-varying")
+    return {c.out: _same(c.node, found)}
+
+
+# Ops with a rule of their own; broadcasting elementwise ops and NCHW-style ops take theirs from
+# the op table (ops/onnx_table.py), reductions share one.
+_RULES = {
+    "Shape": lambda c: {}, "Size": lambda c: {},
+    "Transpose": _transpose, "Reshape": _reshape, "Flatten": _flatten,
+    "Softmax": _softmax, "LogSoftmax": _softmax, "Hardmax": _softmax,
+    "LayerNormalization": _layer_norm, "RMSNormalization": _layer_norm,
+    "Concat": _along_axis, "Split": _along_axis, "CumSum": _along_axis, "GatherElements": _along_axis,
+    "Gather": _gather, "GatherND": _gather_nd, "Squeeze": _squeeze, "Unsqueeze": _unsqueeze,
+    "Slice": _slice, "Pad": _pad, "Tile": _tile, "Trilu": _trilu,
+    "MatMul": lambda c: {c.out: _matmul_axis(c.node, c.tv, c.ro)},
+    "Gemm": _gemm,
+    "Einsum": lambda c: {c.out: _einsum_axis(c.node, c.tv)},
+}
+
+
 def _output_axes(node: ir.Node, axes: dict[ir.Value, int]) -> dict[ir.Value, int]:
     op = node.op_type
-    tv = _tv_inputs(node, axes)
-    out = node.outputs[0]
-    ro = _rank(out)
     if op in ("Shape", "Size"):
         return {}
+    c = _Ctx(node, axes)
     if op in ELEMENTWISE:
-        found = []
-        for _, v, a in tv:
-            r = _rank(v)
-            if ro is not None and r is not None:
-                found.append(ro - (r - a))
-            elif a == 0 and (ro is None or r is None):
-                found.append(0)  # ranks unknown: a leading batch axis stays leading
-            else:
-                raise _Refuse("the ranks of its inputs are unknown")
-        return {o: _same(node, found) for o in node.outputs}
+        return _elementwise(c)
     if op in LEADING_BATCH:
-        for _, _, a in tv:
-            if a != 0:
-                raise _Refuse(f"it expects the batch on axis 0, the time-varying input has it on axis {a}")
-        return {o: 0 for o in node.outputs}
-    (idx, x, a) = tv[0]
-    r = _rank(x)
-    if op == "Transpose":
-        perm = node.attributes.get_ints("perm", None)
-        perm = list(perm) if perm is not None else (list(range(r))[::-1] if r is not None else None)
-        if perm is None:
-            raise _Refuse("its rank is unknown")
-        return {out: perm.index(a)}
-    if op == "Reshape":
-        if a != 0:
-            raise _Refuse(f"it reshapes a tensor whose batch axis is axis {a}, not 0")
-        return {out: 0}
-    if op == "Flatten":
-        k = _norm(node.attributes.get_int("axis", 1), r if r is not None else 2)
-        if a == 0 and k >= 1:
-            return {out: 0}
-        raise _Refuse(f"Flatten at axis {k} merges or moves the batch axis {a}")
-    if op in ("Softmax", "LogSoftmax", "Hardmax"):
-        if r is None:
-            raise _Refuse("its rank is unknown")
-        k = _norm(node.attributes.get_int("axis", -1), r)
-        if k == a:
-            raise _Refuse(f"axis {k} is the folded time*batch axis")
-        return {out: a}
-    if op in ("LayerNormalization", "RMSNormalization"):
-        if idx != 0:
-            raise _Refuse("its scale or bias is time-varying")
-        if r is None:
-            raise _Refuse("its rank is unknown")
-        k = _norm(node.attributes.get_int("axis", -1), r)
-        if a >= k:
-            raise _Refuse(f"it normalises over axes {k}.. which include the folded time*batch axis {a}")
-        return {o: a for o in node.outputs}
-    if op in ("Concat", "Split", "CumSum", "GatherElements"):
-        if op == "CumSum":
-            ax = _ints_input(node, 1)
-            k = _norm(ax[0], r) if ax and r is not None else None
-        else:
-            k = _norm(node.attributes.get_int("axis", 0), r) if r is not None else None
-        if k is None:
-            raise _Refuse("its axis or rank is unknown")
-        if k == a:
-            raise _Refuse(f"axis {k} is the folded time*batch axis")
-        if op == "GatherElements" and idx != 0:
-            raise _Refuse("its indices are time-varying")
-        found = [a2 for _, _, a2 in tv]
-        return {o: _same(node, found) for o in node.outputs}
-    if op == "Gather":
-        if idx == 1 and len(tv) == 1:  # an embedding lookup: the indices carry the batch
-            rd = _rank(node.inputs[0])
-            if rd is None:
-                raise _Refuse("the rank of its data is unknown")
-            return {out: _norm(node.attributes.get_int("axis", 0), rd) + a}
-        if idx != 0:
-            raise _Refuse("its indices are time-varying")
-        if r is None:
-            raise _Refuse("its rank is unknown")
-        k = _norm(node.attributes.get_int("axis", 0), r)
-        if k == a:
-            raise _Refuse(f"axis {k} is the folded time*batch axis")
-        ri = _rank(node.inputs[1])
-        if ri is None:
-            raise _Refuse("the rank of its indices is unknown")
-        return {out: a if a < k else a + ri - 1}
-    if op == "GatherND":
-        bd = node.attributes.get_int("batch_dims", 0)
-        if idx != 0:
-            raise _Refuse("its indices are time-varying")
-        if a < bd:
-            return {out: a}
-        ind = node.inputs[1]
-        ri = _rank(ind)
-        k = ind.shape[-1] if ind is not None and ind.shape is not None and ri else None
-        if not isinstance(k, int):
-            raise _Refuse("the depth of its indices is unknown")
-        if a < bd + k:
-            raise _Refuse("GatherND indexes the batch axis")
-        return {out: ri - 1 + (a - bd - k)}
-    if op == "Squeeze":
-        sq = _ints_input(node, 1, "axes")
-        if sq is None:
-            if x.shape is None or any(not isinstance(d, int) for d in x.shape):
-                raise _Refuse("Squeeze without axes on a tensor of unknown shape (the batch axis may be 1)")
-            sq = [i for i, d in enumerate(x.shape) if d == 1]
-        sq = [_norm(s, r) for s in sq]
-        if a in sq:
-            raise _Refuse("it squeezes the batch axis")
-        return {out: a - sum(s < a for s in sq)}
-    if op == "Unsqueeze":
-        us = _ints_input(node, 1, "axes")
-        if us is None or r is None:
-            raise _Refuse("its axes or rank are unknown")
-        ro2 = r + len(us)
-        inserted = {_norm(u, ro2) for u in us}
-        src = 0
-        for pos in range(ro2):
-            if pos in inserted:
-                continue
-            if src == a:
-                return {out: pos}
-            src += 1
-        raise _Refuse("cannot place the batch axis")
-    if op == "Slice":
-        if idx != 0:
-            raise _Refuse("its bounds are time-varying")
-        if "starts" in node.attributes:  # opset < 10
-            sl_axes = _ints_input(node, 99, "axes")
-            n = len(node.attributes.get_ints("starts"))
-        else:
-            sl_axes = _ints_input(node, 3)
-            st = node.inputs[1]
-            n = st.shape[0] if st is not None and st.shape is not None and len(st.shape) == 1 else None
-        if sl_axes is None:
-            if n is None or not isinstance(n, int):
-                raise _Refuse("its sliced axes are unknown")
-            sl_axes = list(range(n))
-        if r is None and any(s < 0 for s in sl_axes):
-            raise _Refuse("its rank is unknown")
-        hits = [j for j, s in enumerate(sl_axes) if _norm(s, r or 0) == a]
-        if hits:
-            j = hits[0]
-            starts, ends = _ints_input(node, 1, "starts"), _ints_input(node, 2, "ends")
-            steps = _ints_input(node, 4)
-            step = steps[j] if steps else 1
-            if not (starts[j] == 0 and ends[j] >= _BIG // 2 and step == 1):
-                raise _Refuse(f"it slices the folded time*batch axis {a}")
-        return {out: a}
-    if op == "Pad":
-        pads = _ints_input(node, 1, "pads")
-        pad_axes = _ints_input(node, 3)
-        if pads is None:
-            raise _Refuse("its pads are unknown")
-        n = len(pads) // 2
-        pad_axes = [_norm(p, r or n) for p in pad_axes] if pad_axes is not None else list(range(n))
-        for j, p in enumerate(pad_axes):
-            if p == a and (pads[j] != 0 or pads[j + n] != 0):
-                raise _Refuse("it pads the batch axis")
-        return {out: a}
-    if op == "Tile":
-        reps = _ints_input(node, 1)
-        if reps is None or reps[a] != 1:
-            raise _Refuse("it repeats along the batch axis")
-        return {out: a}
-    if op == "Trilu":
-        if r is None or a >= r - 2:
-            raise _Refuse("it masks the batch axis")
-        return {out: a}
-    if op.startswith("Reduce"):
-        red = _ints_input(node, 1, "axes")
-        keep = node.attributes.get_int("keepdims", 1)
-        if not red:
-            if node.attributes.get_int("noop_with_empty_axes", 0) == 0:
-                raise _Refuse("it reduces over all axes, including the folded time*batch axis")
-            return {out: a}
-        if r is None and any(v < 0 for v in red):
-            raise _Refuse("its rank is unknown")
-        red = [_norm(v, r or 0) for v in red]
-        if a in red:
-            raise _Refuse(f"reduction axes {red} include the folded time*batch axis {a}")
-        return {out: a if keep else a - sum(v < a for v in red)}
-    if op == "MatMul":
-        return {out: _matmul_axis(node, tv, ro)}
-    if op == "Gemm":
-        found = []
-        for i, _, ai in tv:
-            if i == 0:
-                m_axis = 1 if node.attributes.get_int("transA", 0) else 0
-                if ai != m_axis:
-                    raise _Refuse("its time-varying A carries the batch on the contraction axis")
-                found.append(0)
-            elif i == 1:
-                n_axis = 0 if node.attributes.get_int("transB", 0) else 1
-                if ai != n_axis:
-                    raise _Refuse("its time-varying B carries the batch on the contraction axis")
-                found.append(1)
-            else:
-                raise _Refuse("its bias C is time-varying")
-        return {out: _same(node, found)}
-    if op == "Einsum":
-        return {out: _einsum_axis(node, tv)}
-    raise _Refuse(f"snn-onnx does not know how {op} treats the batch axis")
+        return _leading(c)
+    rule = _RULES.get(op) or (_reduce if op.startswith("Reduce") else None)
+    if rule is None:
+        raise _Refuse(f"snn-onnx does not know how {op} treats the batch axis")
+    return rule(c)
 
 
 def _matmul_axis(node: ir.Node, tv, ro: int | None) -> int:
@@ -340,17 +406,10 @@ def static_axes(graph: ir.Graph) -> dict[ir.Value, int]:
     as it can be followed; values where it cannot (shape arithmetic, index tricks on masks)
     are left out. Used for values that become spiking only on one edge (transformer mode),
     where the analysis starts from a value that is not itself time-varying."""
-    axes: dict[ir.Value, int] = {
-        v: 0 for v in graph.inputs if v.name not in graph.initializers
-    }
-    for node in graph:
-        if node.op_type in ("Shape", "Size"):
-            continue
-        known = {v: axes[v] for v in node.inputs if v is not None and v in axes}
-        if not known:
-            continue
+    def transfer(node: ir.Node, known: dict[ir.Value, int]) -> dict[ir.Value, int] | None:
         try:
-            axes.update(_output_axes(node, known))
+            return _output_axes(node, known)
         except (_Refuse, IndexError, ValueError):
-            continue
-    return axes
+            return None  # not followed past here
+
+    return propagate(graph, {v: 0 for v in graph.inputs if v.name not in graph.initializers}, transfer)

@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_ir as ir
 
-from . import ops_table
+from ..ops import onnx_table
 from .graph_utils import const_array, is_float
 
-ELEMENTWISE = ops_table.ELEMENTWISE_OPS
+ELEMENTWISE = onnx_table.ELEMENTWISE_OPS
 # Ops that are only acceptable inside a block (their output is not a float that could be
 # averaged, e.g. IsNaN feeding a Where's condition, or a one-hot Hardmax).
-BLOCK_ONLY_OPS = ops_table.LOGICAL_OPS | (ops_table.NONLINEAR_OPS - ops_table.COMPENSABLE_OPS)
-_NONLINEAR = ops_table.COMPENSABLE_OPS | ops_table.LOGICAL_OPS  # what makes a region a block
+BLOCK_ONLY_OPS = onnx_table.LOGICAL_OPS | (onnx_table.NONLINEAR_OPS - onnx_table.COMPENSABLE_OPS)
+_NONLINEAR = onnx_table.COMPENSABLE_OPS | onnx_table.LOGICAL_OPS  # what makes a region a block
 # Ops that may sit inside a block: they act on each sample separately (the batch-axis
 # analysis has already refused any that would act along it).
 BLOCK_OPS = ELEMENTWISE | frozenset(
@@ -281,7 +281,7 @@ def identify_function(
 
 
 def _ref_functions() -> dict[str, callable]:
-    from math import erf, sqrt, tanh, pi
+    from math import erf, pi, sqrt
 
     def gelu(x):
         return 0.5 * x * (1.0 + np.vectorize(erf)(x / sqrt(2.0)))

@@ -25,6 +25,7 @@ import onnx_ir.passes.common  # noqa: F401  (ShapeInferencePass, RemoveUnusedNod
 from ..ops import schema
 from .analysis import Plan, plan_time
 from .blocks import Block
+from .graph_utils import propagate
 from .rewrite import SnnBuilder
 
 TM, TD = schema.TEMPORAL_MEAN.name, schema.TEMPORAL_DELTA.name
@@ -73,19 +74,14 @@ def take_output_name(builder: SnnBuilder, old: ir.Value, new: ir.Value) -> None:
 def time_varying(graph: ir.Graph, seeds: frozenset[ir.Value] = frozenset()) -> set[ir.Value]:
     """Values of the SNN graph that differ between time steps: outputs of the spiking and
     temporal ops (and ``seeds``) and everything computed from them (shapes excepted)."""
-    tv: set[ir.Value] = set(seeds)
-    for node in graph:
-        if node.domain == schema.DOMAIN:
-            if node.op_type in SPIKING:
-                tv.add(node.outputs[0])
-            elif any(v in tv for v in node.inputs if v is not None) or node.op_type == TD or node.op_type in FUSED_OPS:
-                tv.update(node.outputs)
-            continue
-        if node.op_type in ("Shape", "Size"):
-            continue
-        if any(v is not None and v in tv for v in node.inputs):
-            tv.update(node.outputs)
-    return tv
+    def source(node: ir.Node) -> bool:
+        return node.domain == schema.DOMAIN and (node.op_type in SPIKING or node.op_type == TD or node.op_type in FUSED_OPS)
+
+    def transfer(node: ir.Node, _facts: dict) -> dict:
+        spiking = node.domain == schema.DOMAIN and node.op_type in SPIKING
+        return {o: True for o in (node.outputs[:1] if spiking else node.outputs)}  # counts never vary
+
+    return set(propagate(graph, {v: True for v in seeds}, transfer, start=source))
 
 
 def _is(node: ir.Node | None, op: str) -> bool:

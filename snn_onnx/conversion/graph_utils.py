@@ -97,3 +97,35 @@ def make_node(
 def producers_before(graph: ir.Graph) -> dict[ir.Node, int]:
     """Topological position of every node (the graph is kept sorted)."""
     return {node: i for i, node in enumerate(graph)}
+
+
+def _describes_shapes(node: ir.Node) -> bool:
+    return node.op_type in ("Shape", "Size") and node.domain in ("", "ai.onnx")
+
+
+def propagate(graph: ir.Graph, known: dict, transfer, start=None) -> dict:
+    """Forward data flow in graph order, the one loop every analysis shares: for each node with
+    an input in ``known`` (or for which ``start(node)`` holds), ``transfer(node, {input: fact})``
+    returns the facts of its outputs (a dict, or None for none). Shape / Size end a data path:
+    their outputs describe shapes, not the values that flowed in. ``known`` is updated in place
+    and returned."""
+    for node in graph:
+        if _describes_shapes(node):
+            continue
+        facts = {v: known[v] for v in node.inputs if v is not None and v in known}
+        if not facts and not (start is not None and start(node)):
+            continue
+        out = transfer(node, facts)
+        if out:
+            known.update(out)
+    return known
+
+
+def reachable(graph: ir.Graph, seeds=(), starts=None, keep=None) -> set[ir.Value]:
+    """Values computed from ``seeds`` through data paths (see :func:`propagate`), plus the
+    outputs of nodes for which ``starts(node)`` holds and everything computed from them;
+    ``keep(value)`` filters which outputs join."""
+    def transfer(node: ir.Node, _facts: dict) -> dict:
+        return {o: True for o in node.outputs if keep is None or keep(o)}
+
+    return set(propagate(graph, {v: True for v in seeds}, transfer, start=starts))

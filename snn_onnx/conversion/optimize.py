@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx_ir as ir
 
+from ..errors import ConversionError
 from ..ops import schema
 from .graph_utils import Namer, add_initializer, const_array, insert_after_producer, make_node
 
@@ -261,20 +262,11 @@ class _Hoister:
                 self.graph.outputs[i] = new
 
     # -- the pass ----------------------------------------------------------------------------
-    def run(self) -> HoistReport:
+    def run(self, static_inputs: list[ir.Value]) -> HoistReport:
+        """Walk down from the static inputs: per-sample ops join the prefix; the prefix's values
+        are repeated where they leave it."""
         graph = self.graph
-        inputs = set(graph.inputs)
-        entries = [n for n in graph if _is_entry_tile(n, self.T, inputs)]
-        if not entries:
-            return self.report
-        for tile in entries:
-            x, xt = tile.inputs[0], tile.outputs[0]
-            if xt.is_graph_output():
-                continue
-            for use in list(xt.uses()):
-                use.node.replace_input_with(use.idx, x)
-            graph.remove(tile, safe=True)
-            self.static.add(x)
+        self.static.update(static_inputs)
         for node in list(graph):
             touched = [i for i, v in enumerate(node.inputs) if v is not None and v in self.static]
             if not touched:
@@ -304,12 +296,39 @@ class _Hoister:
         return self.report
 
 
-def hoist_time_entry(model: ir.Model, time_steps: int) -> HoistReport:
-    """Move the entry repeat of every static input below the time-invariant layers (in place).
+def place_entry(model: ir.Model, time_steps: int, static_inputs: list[ir.Value], hoist: bool = True) -> HoistReport:
+    """The time entry, placed once (in place): every static input is repeated T times along
+    axis 0 where it leaves the time-invariant prefix (``hoist``), or right at the input."""
+    for x in static_inputs:
+        if x.shape is None:
+            raise ConversionError(f"graph input '{x.name}' has no known rank; cannot repeat it over time")
+    h = _Hoister(model, time_steps)
+    if hoist:
+        return h.run(static_inputs)
+    for x in static_inputs:
+        rep = h.tiled_of(x)
+        for use in list(x.uses()):
+            if use.node is not rep.producer():
+                use.node.replace_input_with(use.idx, rep)
+    return HoistReport()
 
-    Returns what moved; a graph without an entry ``Tile`` (event inputs only, or already
-    hoisted) is left as it is."""
-    return _Hoister(model, time_steps).run()
+
+def hoist_time_entry(model: ir.Model, time_steps: int) -> HoistReport:
+    """Move an existing entry repeat (a ``Tile`` of a graph input by ``[T, 1, ...]``) below the
+    time-invariant layers, for SNN graphs built elsewhere (in place); a graph without one is
+    left as it is."""
+    graph = model.graph
+    entries = [n for n in graph if _is_entry_tile(n, time_steps, set(graph.inputs))]
+    starts = []
+    for tile in entries:
+        x, xt = tile.inputs[0], tile.outputs[0]
+        if xt.is_graph_output():
+            continue
+        for use in list(xt.uses()):
+            use.node.replace_input_with(use.idx, x)
+        graph.remove(tile, safe=True)
+        starts.append(x)
+    return _Hoister(model, time_steps).run(starts) if starts else HoistReport()
 
 
 def remove_unused_initializers(model: ir.Model) -> list[str]:

@@ -2,25 +2,27 @@
 
 The stages, each in its own module:
 
-    load        export.resolve_model           any model -> ONNX ModelProto
+    load        api.convert, export            any model -> ONNX ModelProto (the caller resolves
+                                               models and tokenises text)
     clean       cleanup.clean                  opset, constants, quantized weights, shapes
     rules       rules.ActivationRule / modes   where the neurons go (activations by behaviour,
                 transformer.select_sites       or multi-threshold neurons on weight-layer inputs)
     calibrate   calibrate.collect              thresholds the ANN does not carry
     rewrite     rewrite.SnnBuilder             neurons in place
     compensate  compensation.compensate        non-linear blocks and products over time
-    place time  SnnBuilder.time_entry/_exit,   repeat static inputs, average outputs, run the
-                optimize.hoist_time_entry      time-invariant prefix once
+    place time  SnnBuilder.time_exit,          average outputs; repeat static inputs where they
+                optimize.place_entry           leave the time-invariant prefix (run once)
     validate    validate.check                 checker, parity, the exactness gate
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -29,13 +31,13 @@ import onnx
 import onnx_ir as ir
 
 from .. import metadata as md
-from ..errors import CalibrationError, ConversionError, DataError, OutputExistsError
+from ..errors import ConversionError, DataError, OutputExistsError
 from ..version import __version__
-from . import analysis, calibrate, cleanup, compensation, optimize, transformer, validate
-from .calibrate import CalibrationConfig, SiteRequest
-from .corrections import CorrectionConfig, apply as apply_corrections, site_thresholds
-from .rewrite import NeuronConfig, NeuronRecord, SnnBuilder, batch_carrying
-from .rules import ActivationRule, Site, Trace
+from . import analysis, cleanup, compensation, modes, optimize, transformer, validate
+from .calibrate import CalibrationConfig
+from .corrections import CorrectionConfig, apply as apply_corrections, refuse_for_multi_threshold
+from .rewrite import NeuronConfig, SnnBuilder, batch_carrying
+from .rules import ActivationRule, Trace
 from .transformer import MultiThresholdConfig
 
 Inputs = dict[str, np.ndarray]
@@ -118,7 +120,8 @@ def as_inputs(data: Any, ann: onnx.ModelProto) -> Inputs | None:
     if data is None:
         return None
     if isinstance(data, (list, tuple)) and data and all(isinstance(s, str) for s in data):
-        return _text_inputs(ann, data)
+        raise DataError("sentences must be tokenised first (snn_onnx.convert does it for a Hugging Face folder; "
+                        "or snn_onnx.data.text.tokenize)")
     names = graph_input_names(ann)
     inputs = getattr(data, "inputs", None)  # a snn_onnx.data Dataset of a multi-input model
     if inputs is not None:
@@ -142,15 +145,6 @@ def as_inputs(data: Any, ann: onnx.ModelProto) -> Inputs | None:
     if len(names) != 1:
         raise DataError(f"the model has {len(names)} inputs {names}; pass data as a dict by input name")
     return {names[0]: np.asarray(x)}
-
-
-def _text_inputs(ann: onnx.ModelProto, sentences) -> Inputs:
-    folder = next((p.value for p in ann.metadata_props if p.key == "snn_onnx.hf.folder"), None)
-    if folder is None:
-        raise DataError("sentences as calibration data need a model exported from a Hugging Face folder")
-    from ..data.text import tokenize
-
-    return tokenize(folder, sentences, input_names=graph_input_names(ann))
 
 
 def graph_input_names(model: onnx.ModelProto) -> list[str]:
@@ -217,7 +211,7 @@ def convert(
     Calibration and the parity check then feed the ANN each frame as a sample and the SNN
     the same frame repeated over time.
     ``optimize_graph``: run the time-invariant layers before the first neuron once instead of
-    T times (``optimize.hoist_time_entry``; same outputs and spikes, less work).
+    T times (``optimize.place_entry``; same outputs and spikes, less work).
     ``mode``: "cnn" (ReLU / clip / staircase activations become IF or ParaIF neurons),
     "transformer" (multi-threshold neurons on the activation inputs of every Linear / MatMul /
     Conv, configured by ``multi_threshold``; docs/transformers.md) or "auto" (transformer for
@@ -237,105 +231,148 @@ def convert(
     out = check_output_path(output, force)
     cfg = NeuronConfig(kind=neuron) if isinstance(neuron, str) else neuron
     calibration = calibration or CalibrationConfig()
-    mt_cfg = multi_threshold or MultiThresholdConfig()
     progress = _Progress(on_progress)
-    from ..export import resolve_model  # lazy: torch only when needed
+    timer = _Timer(progress)
+    if not isinstance(model, onnx.ModelProto):
+        raise ConversionError("conversion.pipeline.convert takes an ONNX ModelProto; snn_onnx.convert also takes "
+                              "files, torch modules, timm names and Hugging Face folders")
+    if input_shape is not None:
+        raise ConversionError("input_shape applies to torch modules (snn_onnx.convert), not to an ONNX model")
+    ann = cleanup.dynamic_batch(model)
 
-    progress("load", 0, 1)
-    ann = cleanup.dynamic_batch(resolve_model(model, input_shape=input_shape))
-    source_name = source_name or (str(model) if isinstance(model, (str, Path)) else type(model).__name__)
-    timings = {"load": time.perf_counter() - t0}
-    progress("load", 1, 1)
+    with timer("clean"):
+        clean = cleanup.clean(ann)
+        analysis.refuse_converted(clean.model.graph)
+        clean_proto = ir.to_proto(clean.model)
+    with timer("analyse"):
+        trace = Trace()
+        cnn_sites = ActivationRule(dict(clean.model.opset_imports), trace).match(clean.model.graph)
+        conv_mode = modes.choose(clean.model.graph, mode, cnn_sites, cfg, multi_threshold or MultiThresholdConfig(),
+                                 calibration, time_steps=time_steps)
+        corrections = corrections or CorrectionConfig()
+        if conv_mode.name == "transformer":
+            refuse_for_multi_threshold(calibration, corrections)
+        sites = conv_mode.sites(clean.model.graph)
+    warn = list(clean.warnings)
+    provenance = _provenance(ann, provenance, warn)
+    data = _calibration_data(data, ann, calibration, parity_samples, data_source)
+    bs = clean.fixed_batch or calibration.batch_size
+    cal_cfg = replace(calibration, batch_size=bs)
+    n_cal = min(data.n, cal_cfg.num_samples)
+    with timer("calibrate"):
+        stats = conv_mode.calibrate(clean_proto, sites, data.inputs, cal_cfg,
+                                    lambda k: progress.step("calibrate", k, n_cal))
+    with timer("rewrite", steps=3):
+        builder = SnnBuilder(clean.model, time_steps)
+        records = conv_mode.place(builder, sites, stats, spike_counts)
+        progress("rewrite", 1, 3)
+        plan, comp_info = compensation.compensate(builder, fused=fused)
+        progress("rewrite", 2, 3)
+        placed = place_time(builder, event_inputs, clean.fixed_batch, per_step, optimize_graph)
+    corr_info: dict[str, Any] = {}
+    if corrections.active:  # measured on the built SNN, layer by layer against the ANN
+        with timer("correct"):
+            if event_inputs:
+                raise ConversionError("the post-conversion corrections need static inputs; this model has event "
+                                      f"inputs {list(event_inputs)}")
+            placed.model, corr_info = apply_corrections(
+                clean_proto, placed.model, records, data.inputs, corrections, time_steps, explicit_v_init=cfg.v_init,
+                progress=lambda k, n: progress("correct", k, n))
+    with timer("validate"):
+        exact = conv_mode.exact_time_steps(records)
+        if exact is not None and exact != time_steps:
+            warn.append(exact_t_message(exact, time_steps))
+        parity = validate_snn(ann, placed.model, data, records, exact, time_steps, event_inputs,
+                              bs if clean.fixed_batch else 16, parity_gate, warn, parity_samples)
 
-    # clean
-    t = time.perf_counter()
-    progress("clean", 0, 1)
-    clean = cleanup.clean(ann)
-    ir_model, fixed_batch = clean.model, clean.fixed_batch
-    graph = ir_model.graph
-    analysis.refuse_converted(graph)
-    clean_proto = ir.to_proto(ir_model)
-    progress("clean", 1, 1)
-
-    # rules: where the neurons go
-    progress("analyse", 0, 1)
-    trace = Trace()
-    cnn_sites = ActivationRule(dict(ir_model.opset_imports), trace).match(graph)
-    chosen = transformer.choose_mode(
-        graph, mode, n_neuron_sites=len(cnn_sites), has_staircase=any(s.kind == "staircase" for s in cnn_sites)
+    cal_meta = {
+        **calibration.describe(),
+        **({"multi_threshold": conv_mode.describe()} if conv_mode.name == "transformer" else {}),
+        "data": data.source,
+        "num_samples": n_cal,
+        "sites_calibrated": conv_mode.calibrated(sites),
+        "sites_from_ann": len(sites) - conv_mode.calibrated(sites),
+        **({"corrections": corr_info} if corr_info else {}),
+    }
+    block_meta = transformer.block_summary(plan)
+    compensated = [n.name for n in plan.compensated]
+    for w in warn:
+        warnings.warn(w, ConversionWarning, stacklevel=2)
+    snn = placed.model
+    md.write(
+        snn,
+        {
+            md.VERSION: __version__,
+            md.TIME_STEPS: time_steps,
+            md.NEURON: conv_mode.describe(),
+            md.MODE: conv_mode.name,
+            md.BLOCKS: {"blocks": block_meta, **comp_info},
+            md.CALIBRATION: cal_meta,
+            md.PARITY: parity,
+            md.SITES: [_record_dict(r) for r in records],
+            md.COMPENSATED: compensated,
+            md.INPUTS: placed.input_kinds,
+            md.OUTPUTS: placed.per_step_names,
+            md.SOURCE: source_name or "ModelProto",
+            md.CLEANUP: clean.describe(),
+            md.PROVENANCE: {"calibration_data": data.source, **provenance},
+            **({md.EXACT_TIME_STEPS: exact} if exact is not None else {}),
+        },
     )
-    warn: list[str] = list(clean.warnings)
-    weights = next((p.value for p in ann.metadata_props if p.key == "snn_onnx.weights"), None)
-    provenance = {**({"weights": weights} if weights else {}), **(provenance or {})}
-    if str(provenance.get("weights", "")).startswith("random-init"):
-        warn.append(f"the network's weights are {provenance['weights']}: parity checks structure only, accuracy "
-                    "means nothing (give --checkpoint / pretrained weights)")
-    if chosen == "cnn":
-        if not cnn_sites:
-            raise ConversionError(
-                "the model has no ReLU, clip(0, λ) or staircase activation after a weight layer to turn into "
-                "IF / ParaIF neurons; --mode transformer (or auto) puts multi-threshold neurons on the inputs "
-                "of its weight layers instead"
-            )
-        sites: list[Any] = cnn_sites
-        _check_neuron_fits(cfg, cnn_sites)
-    else:
-        sites = transformer.select_sites(graph, mt_cfg.sites)
-    timings["analyse"] = time.perf_counter() - t
-    progress("analyse", 1, 1)
+    if out is not None:
+        save_atomic(snn, out)
+    timings = {**timer.seconds, "total": time.perf_counter() - t0}
+    return ConversionResult(
+        model=snn, path=out, time_steps=time_steps, neuron=conv_mode.neuron_name,
+        sites=records, compensated=compensated, parity=parity, calibration=cal_meta,
+        seconds=timings, mode=conv_mode.name, blocks=block_meta, optimizations=placed.optimizations, warnings=warn,
+        explain=trace.lines(), cleanup=clean.describe(),
+    )
 
-    # calibration data
-    if data is None and any(p.key == "snn_onnx.hf.folder" for p in ann.metadata_props):
-        from ..data.text import CALIBRATION
 
-        data = list(CALIBRATION)  # a text encoder: the bundled calibration sentences
-        data_source = data_source or "bundled sentences"
+# --- stages ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CalibrationData:
+    inputs: Inputs
+    source: str  # "random", "given" or what the caller named it
+    n: int
+
+
+def _calibration_data(data: Any, ann: onnx.ModelProto, calibration: CalibrationConfig, parity_samples: int,
+                      source: str | None) -> CalibrationData:
+    """The samples calibration and the parity check run on (seeded random inputs when none)."""
     inputs = as_inputs(data, ann)
-    data_source = "random" if inputs is None else (data_source or "given")
-    n_needed = max(calibration.num_samples, parity_samples)
+    source = "random" if inputs is None else (source or "given")
     if inputs is None:
-        inputs = random_inputs(ann, min(n_needed, 64), seed=calibration.seed)
-    n_avail = len(next(iter(inputs.values())))
-    if n_avail == 0:
+        inputs = random_inputs(ann, min(max(calibration.num_samples, parity_samples), 64), seed=calibration.seed)
+    n = len(next(iter(inputs.values())))
+    if n == 0:
         raise DataError("calibration data is empty")
     validate.check_finite_inputs(inputs)
+    return CalibrationData(inputs, source, n)
 
-    # calibrate: thresholds the ANN does not carry
-    t = time.perf_counter()
-    bs = fixed_batch or calibration.batch_size
-    cal_cfg = calibration if bs == calibration.batch_size else _with_batch(calibration, bs)
-    n_cal = min(n_avail, cal_cfg.num_samples)
-    cal_progress = lambda k: progress.step("calibrate", k, n_cal)  # noqa: E731
-    corrections = corrections or CorrectionConfig()
-    if chosen == "transformer":
-        _refuse_cnn_calibration(calibration, corrections)
-        stats = transformer.calibrate_sites(clean_proto, sites, inputs, cal_cfg, mt_cfg, cal_progress)
-        need = sites
-    else:
-        need = [s for s in sites if s.threshold is None]
-        requests = [SiteRequest(s.name, s.input.name, _channel_axis(s)) for s in need]
-        stats = site_thresholds(clean_proto, need, requests, inputs, cal_cfg, time_steps, cfg.v_init, cal_progress)
-    timings["calibrate"] = time.perf_counter() - t
 
-    # rewrite, compensate, place time
-    t = time.perf_counter()
-    progress("rewrite", 0, 3)
-    builder = SnnBuilder(ir_model, time_steps)
-    if chosen == "transformer":
-        records: list[Any] = transformer.place_neurons(builder, sites, stats, mt_cfg, spike_counts)
-    else:
-        records = [_place_cnn_neuron(builder, s, stats, cfg, calibration, spike_counts) for s in sites]
-    progress("rewrite", 1, 3)
-    plan, comp_info = compensation.compensate(builder, fused=fused)
-    progress("rewrite", 2, 3)
+@dataclass
+class TimePlacement:
+    model: onnx.ModelProto  # the finished SNN graph
+    per_step_names: dict[str, str]
+    input_kinds: dict[str, str]  # input -> "static" | "event"
+    optimizations: dict[str, Any]
+
+
+def place_time(builder: SnnBuilder, event_inputs: tuple[str, ...], fixed_batch: int | None, per_step: bool,
+               hoist: bool) -> TimePlacement:
+    """Batch-agnostic reshapes, the time exit (mean and running mean of every output) and the
+    time entry, placed once below the time-invariant prefix (``optimize.place_entry``)."""
+    ir_model, graph = builder.model, builder.graph
     data_inputs = [v for v in graph.inputs if v.name not in graph.initializers]
     unknown = sorted(set(event_inputs) - {v.name for v in data_inputs})
     if unknown:
         raise ConversionError(f"event input(s) {unknown} are not inputs of the model ({[v.name for v in data_inputs]})")
     static = [v for v in data_inputs if v.name not in event_inputs]
-    carrying = batch_carrying(graph, data_inputs)
-    builder.fix_reshapes(carrying, fixed_batch)
-    builder.time_entry(static)
+    builder.fix_reshapes(batch_carrying(graph, data_inputs), fixed_batch)
     per_step_names = builder.time_exit(per_step)
     for v in data_inputs:
         if v.shape is not None and len(v.shape):
@@ -344,43 +381,30 @@ def convert(
             elif fixed_batch is not None:
                 v.shape = ir.Shape(["batch", *list(v.shape)[1:]])
     ir.passes.common.RemoveUnusedNodesPass()(ir_model)  # e.g. constants of replaced activation chains
-    optimizations = optimize.hoist_time_entry(ir_model, time_steps).describe() if optimize_graph else {}
+    entry = optimize.place_entry(ir_model, builder.T, static, hoist=hoist)
     optimize.remove_unused_initializers(ir_model)
     graph.sort()
     snn = ir.to_proto(ir_model)
     del snn.graph.value_info[:]  # shapes inferred for the ANN batch; ORT re-infers for T*B
-    timings["rewrite"] = time.perf_counter() - t
-    progress("rewrite", 3, 3)
+    return TimePlacement(snn, per_step_names, {v.name: ("event" if v.name in event_inputs else "static")
+                                               for v in data_inputs}, entry.describe() if hoist else {})
 
-    # post-conversion corrections (conversion/corrections): measured against the ANN layer by layer
-    corr_info: dict[str, Any] = {}
-    if corrections.active:
-        t = time.perf_counter()
-        if event_inputs:
-            raise ConversionError("the post-conversion corrections need static inputs; this model has event inputs "
-                                  f"{list(event_inputs)}")
-        snn, corr_info = apply_corrections(clean_proto, snn, records, inputs, corrections, time_steps,
-                                           explicit_v_init=cfg.v_init,
-                                           progress=lambda k, n: progress("correct", k, n))
-        timings["correct"] = time.perf_counter() - t
 
-    # validate
-    t = time.perf_counter()
-    progress("validate", 0, 1)
+def validate_snn(ann: onnx.ModelProto, snn: onnx.ModelProto, data: CalibrationData, records: list[Any],
+                 exact: int | None, time_steps: int, event_inputs: tuple[str, ...], batch_size: int,
+                 parity_gate: bool, warn: list[str], samples: int = 64) -> dict[str, Any]:
+    """Checker, parity against the ANN, the exactness gate (every neuron ParaIF on staircases
+    at T = L) and the NaN check. Raises when the SNN must not be written."""
     validate.check_graph(snn)
-    n_par = min(parity_samples, n_avail)
-    parity_inputs = {k: v[:n_par] for k, v in inputs.items()}
-    parity_bs = bs if fixed_batch else 16
-    parity = validate.parity(ann, snn, parity_inputs, batch_size=parity_bs,
+    n_par = min(samples, data.n)
+    parity_inputs = {k: v[:n_par] for k, v in data.inputs.items()}
+    parity = validate.parity(ann, snn, parity_inputs, batch_size=batch_size,
                              event_inputs=event_inputs, time_steps=time_steps)
     parity["samples"] = n_par
-    parity["data"] = data_source
-    exact = _exact_time_steps(chosen, cfg, records)
-    if exact is not None and exact != time_steps:
-        warn.append(exact_t_message(exact, time_steps))
+    parity["data"] = data.source
     md.write(snn, {md.TIME_STEPS: time_steps, md.SITES: [_record_dict(r) for r in records]})
     if exact == time_steps and not event_inputs:
-        gate = validate.exactness(ann, snn, parity_inputs, batch_size=parity_bs)
+        gate = validate.exactness(ann, snn, parity_inputs, batch_size=batch_size)
         parity["exactness"] = gate.summary()
         if parity_gate and not gate.passed:
             raise ConversionError(gate.failure_message() + "; nothing was written (parity_gate=False / "
@@ -393,51 +417,31 @@ def convert(
             f"the SNN gives NaN or Inf in output(s) {bad} on the calibration samples where the ANN gives finite "
             "values; nothing was written"
         )
-    timings["validate"] = time.perf_counter() - t
-    progress("validate", 1, 1)
+    return parity
 
-    cal_meta = {
-        **calibration.describe(),
-        **({"multi_threshold": mt_cfg.describe()} if chosen == "transformer" else {}),
-        "data": data_source,
-        "num_samples": n_cal,
-        "sites_calibrated": len(need),
-        "sites_from_ann": len(sites) - len(need) if chosen == "cnn" else 0,
-        **({"corrections": corr_info} if corr_info else {}),
-    }
-    block_meta = transformer.block_summary(plan)
-    compensated = [n.name for n in plan.compensated]
-    for w in warn:
-        warnings.warn(w, ConversionWarning, stacklevel=2)
-    md.write(
-        snn,
-        {
-            md.VERSION: __version__,
-            md.TIME_STEPS: time_steps,
-            md.NEURON: cfg.describe() if chosen == "cnn" else mt_cfg.describe(),
-            md.MODE: chosen,
-            md.BLOCKS: {"blocks": block_meta, **comp_info},
-            md.CALIBRATION: cal_meta,
-            md.PARITY: parity,
-            md.SITES: [_record_dict(r) for r in records],
-            md.COMPENSATED: compensated,
-            md.INPUTS: {v.name: ("event" if v.name in event_inputs else "static") for v in data_inputs},
-            md.OUTPUTS: per_step_names,
-            md.SOURCE: source_name,
-            md.CLEANUP: clean.describe(),
-            md.PROVENANCE: {"calibration_data": data_source, **provenance},
-            **({md.EXACT_TIME_STEPS: exact} if exact is not None else {}),
-        },
-    )
-    if out is not None:
-        save_atomic(snn, out)
-    timings["total"] = time.perf_counter() - t0
-    return ConversionResult(
-        model=snn, path=out, time_steps=time_steps, neuron=cfg.kind if chosen == "cnn" else "multi_threshold",
-        sites=records, compensated=compensated, parity=parity, calibration=cal_meta,
-        seconds=timings, mode=chosen, blocks=block_meta, optimizations=optimizations, warnings=warn,
-        explain=trace.lines(), cleanup=clean.describe(),
-    )
+
+def _provenance(ann: onnx.ModelProto, given: dict[str, Any] | None, warn: list[str]) -> dict[str, Any]:
+    weights = next((p.value for p in ann.metadata_props if p.key == "snn_onnx.weights"), None)
+    prov = {**({"weights": weights} if weights else {}), **(given or {})}
+    if str(prov.get("weights", "")).startswith("random-init"):
+        warn.append(f"the network's weights are {prov['weights']}: parity checks structure only, accuracy "
+                    "means nothing (give --checkpoint / pretrained weights)")
+    return prov
+
+
+class _Timer:
+    """Seconds per stage, with the stage reported to ``on_progress`` at its start and end."""
+
+    def __init__(self, progress: "_Progress"):
+        self.progress, self.seconds = progress, {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str, steps: int = 1):
+        t = time.perf_counter()
+        self.progress(stage, 0, steps)
+        yield
+        self.seconds[stage] = time.perf_counter() - t
+        self.progress(stage, steps, steps)
 
 
 class _Progress:
@@ -457,96 +461,11 @@ class _Progress:
         self(phase, self._done[phase], total)
 
 
-def _refuse_cnn_calibration(calibration: CalibrationConfig, corrections: CorrectionConfig) -> None:
-    """Threshold methods and corrections of IF / ParaIF neurons do not apply to transformer mode."""
-    if calibration.method in ("mse", "ltb"):
-        raise ConversionError(f"calibration method '{calibration.method}' sets IF / ParaIF thresholds (cnn mode); "
-                              "multi-threshold neurons (transformer mode) are calibrated by percentile "
-                              "(MultiThresholdConfig / --mt-percentile)")
-    if corrections.active:
-        raise ConversionError("the bias / potential corrections and the threshold shift apply to IF / ParaIF "
-                              "neurons (cnn mode), not to the multi-threshold neurons of transformer mode")
-
-
-def _check_neuron_fits(cfg: NeuronConfig, sites: list[Site]) -> None:
-    for s in sites:
-        fn = s.function
-        if fn is None or fn.v_init is None:
-            continue
-        v = np.asarray(fn.v_init).ravel()
-        if cfg.kind != "paraif" and not np.all(v == v[0]):
-            node = s.nodes[-1]
-            raise ConversionError(
-                f"site '{s.name}': the staircase's offset differs between channels; only ParaIF takes a "
-                "per-channel bias (use neuron='paraif' / --neuron paraif)",
-                node.name, node.op_type,
-            )
-
-
-def _place_cnn_neuron(builder: SnnBuilder, site: Site, stats, cfg: NeuronConfig, calibration: CalibrationConfig,
-                      spike_counts: bool) -> NeuronRecord:
-    dead: list[int] = []
-    if site.threshold is not None:
-        th, axis, src = site.threshold, site.channel_axis, site.kind
-    else:
-        th, dead = stats[site.name]
-        axis, src = _channel_axis(site), f"calibration:{calibration.method}"
-    th = np.asarray(th, dtype=np.float32)
-    if not np.all(np.isfinite(th)) or np.any(th <= 0):
-        raise CalibrationError(f"site '{site.name}': threshold must be finite and > 0, got {th.ravel()[:4]}")
-    fn = site.function
-    if fn is not None and fn.v_init is not None:
-        v_init = fn.v_init
-        if cfg.v_init is not None and not np.allclose(fn.v_init, cfg.v_init, atol=1e-6):
-            node = site.nodes[-1]
-            raise ConversionError(
-                f"v_init={cfg.v_init} does not apply to the staircase activation '{site.name}': its own offset "
-                f"fixes the neuron's initial membrane at v_init={_floats(fn.v_init)[0]:g} (leave v_init unset)",
-                node.name, node.op_type,
-            )
-    else:
-        v_init = 0.5 if cfg.v_init is None else cfg.v_init
-    node, counts = builder.add_neuron(site, th, axis, cfg, spike_counts, v_init)
-    extra: dict[str, Any] = {"recognised_as": site.recognised(), "nodes": [n.name for n in site.nodes]}
-    if fn is not None and fn.family == "staircase":
-        extra["staircase"] = {
-            "levels": fn.levels,
-            "step_in": _floats(fn.step_in),
-            "step_out": _floats(fn.step_out),
-            "first_jump": _floats(fn.first_jump),
-            "v_init": _floats(fn.v_init),
-            "input_shift": _floats(fn.input_shift) if fn.input_shift is not None else None,
-            "output_offset": _floats(fn.output_offset) if fn.output_offset is not None else None,
-            "channel_axis": fn.channel_axis,
-        }
-    return NeuronRecord(
-        site=site.name, kind=site.kind, op=node.op_type, node=node.name, input=site.input.name,
-        output=site.output.name, counts=counts, threshold=[float(v) for v in th.ravel()],
-        channel_axis=axis if th.ndim == 1 else None, threshold_source=src, dead_channels=len(dead),
-        levels=site.levels, extra=extra,
-    )
-
-
-def _floats(a) -> list[float]:
-    return [float(v) for v in np.asarray(a, np.float64).ravel()]
-
-
 def _record_dict(r: Any) -> dict[str, Any]:
     d = dict(r.__dict__)
     extra = d.pop("extra", None) or {}
     d.update(extra)
     return d
-
-
-def _exact_time_steps(chosen: str, cfg: NeuronConfig, records: list[Any]) -> int | None:
-    """T at which the SNN must reproduce the ANN: every neuron ParaIF on a staircase with the
-    same number of levels L (then T = L); None when no T is exact."""
-    if chosen != "cnn" or cfg.kind != "paraif" or not records:
-        return None
-    if any(r.kind != "staircase" for r in records):
-        return None
-    levels = {r.levels for r in records}
-    return levels.pop() if len(levels) == 1 else -1
 
 
 def exact_t_message(exact: int, time_steps: int) -> str:
@@ -557,12 +476,3 @@ def exact_t_message(exact: int, time_steps: int) -> str:
             f"T = {time_steps} approximates them")
 
 
-def _channel_axis(site) -> int:
-    rank = len(site.input.shape) if site.input.shape is not None else 4
-    return -1 if rank == 3 else 1
-
-
-def _with_batch(cfg: CalibrationConfig, bs: int) -> CalibrationConfig:
-    from dataclasses import replace
-
-    return replace(cfg, batch_size=bs)

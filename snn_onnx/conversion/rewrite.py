@@ -9,16 +9,39 @@ import onnx_ir as ir
 
 from ..errors import ConversionError
 from ..ops import schema
-from .graph_utils import Namer, add_initializer, const_array, insert_after_producer, is_float, make_node
+from .graph_utils import Namer, add_initializer, const_array, is_float, make_node, reachable
 from .rules import Site, tag
 
-NEURONS = {"if": schema.IF_NEURON.name, "paraif": schema.PARA_IF_NEURON.name}
+# the neuron models by name (one vocabulary for the CLI, Python and the metadata) -> their op
+NEURONS = {
+    "paraif": schema.PARA_IF_NEURON.name,
+    "if": schema.IF_NEURON.name,
+    "lif": schema.IF_NEURON.name,
+    "signed-if": schema.IF_NEURON.name,
+}
 INT64_MAX = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True)
 class NeuronConfig:
-    kind: str = "paraif"  # "if" | "paraif"
+    """The spiking neuron that replaces each activation (CNN mode); docs/ops.md says what each
+    computes and when to pick it.
+
+    ``kind``:
+
+    * ``"paraif"``: ParaIFNeuron, all T steps at once from the mean input (QCFS ANNs at T = L).
+      Options: ``v_init``.
+    * ``"if"``: IFNeuron, integrate-and-fire, sequential. Options: ``v_init``, ``reset``.
+    * ``"lif"``: IFNeuron with ``leak`` < 1 (``v = leak*v + x``). Options: ``leak`` (required),
+      ``v_init``, ``reset``.
+    * ``"signed-if"``: IFNeuron that may fire -1 to take back early over-firing (``signed`` is
+      set). Options: ``v_init``, ``reset``, ``signed_eps``.
+
+    An option the chosen neuron does not have is refused (ConversionError), never ignored.
+    :meth:`from_options` is the constructor for "not given" = None (the CLI): it also refuses
+    a non-applicable option given at its default value."""
+
+    kind: str = "paraif"
     # initial membrane in units of θ; None: 0.5 at ReLU / clip sites, and at a staircase the
     # offset the staircase itself has (an explicit value that contradicts it is refused)
     v_init: float | None = None
@@ -27,18 +50,63 @@ class NeuronConfig:
     signed: bool = False
     signed_eps: float = 1e-3
 
+    # option -> the neurons that have it (v_init: all)
+    OPTIONS = {"leak": ("lif",), "reset": ("if", "lif", "signed-if"), "signed_eps": ("signed-if",), "v_init": tuple(NEURONS)}
+
     def __post_init__(self) -> None:
         if self.kind not in NEURONS:
-            raise ConversionError(f"neuron must be one of {sorted(NEURONS)}, got {self.kind!r}")
+            raise ConversionError(f"neuron must be one of {', '.join(NEURONS)}, got {self.kind!r}")
+        if self.kind == "signed-if":
+            object.__setattr__(self, "signed", True)
+        given = {"leak": self.leak != 1.0, "reset": self.reset != "subtract",
+                 "signed_eps": self.signed_eps != 1e-3}
+        for opt, differs in given.items():
+            if differs and self.kind not in self.OPTIONS[opt]:
+                raise ConversionError(_refusal(self.kind, opt, getattr(self, opt)))
+        if self.signed and self.kind != "signed-if":
+            raise ConversionError(f"the {self.kind} neuron does not fire negative spikes (signed=True); "
+                                  "use the signed-if neuron")
         if self.reset not in schema.RESET_MODES:
-            raise ConversionError(f"reset must be one of {schema.RESET_MODES}, got {self.reset!r}")
-        if not 0 < self.leak <= 1:
-            raise ConversionError(f"leak must be in (0, 1], got {self.leak}")
-        if self.v_init is not None and not (np.isfinite(self.v_init) and 0 <= self.v_init <= 1):
-            raise ConversionError(f"v_init must be in [0, 1], got {self.v_init}")
+            raise ConversionError(f"reset must be one of {', '.join(schema.RESET_MODES)}, got {self.reset!r}")
+        if self.kind == "lif" and not 0 < self.leak < 1:
+            raise ConversionError(f"the lif neuron needs a leak in (0, 1), got leak={self.leak:g} "
+                                  "(leak=1 is the if neuron)")
+        if self.v_init is not None and not np.isfinite(self.v_init):
+            raise ConversionError(f"v_init must be finite, got {self.v_init}")
+        if not (np.isfinite(self.signed_eps) and self.signed_eps >= 0):
+            raise ConversionError(f"signed_eps must be >= 0, got {self.signed_eps}")
+
+    @classmethod
+    def from_options(cls, kind: str, *, leak: float | None = None, reset: str | None = None,
+                     v_init: float | None = None, signed_eps: float | None = None) -> "NeuronConfig":
+        """A config from options that are None when not given (CLI flags): an option the neuron
+        does not have is refused even at its default value (``paraif`` with ``reset="subtract"``)."""
+        if kind not in NEURONS:
+            raise ConversionError(f"neuron must be one of {', '.join(NEURONS)}, got {kind!r}")
+        opts = {"leak": leak, "reset": reset, "v_init": v_init, "signed_eps": signed_eps}
+        for opt, value in opts.items():
+            if value is not None and kind not in cls.OPTIONS[opt]:
+                raise ConversionError(_refusal(kind, opt, value))
+        if kind == "lif" and leak is None:
+            raise ConversionError("the lif neuron needs a leak in (0, 1): give leak (--leak), e.g. 0.9")
+        return cls(kind=kind, **{k: v for k, v in opts.items() if v is not None})
+
+    @property
+    def op(self) -> str:
+        return NEURONS[self.kind]
 
     def describe(self) -> dict:
-        return asdict(self)
+        """The neuron's name and the options it has (metadata, reports)."""
+        d = asdict(self)
+        return {"kind": self.kind, **{k: d[k] for k in ("v_init", "leak", "reset", "signed_eps")
+                                      if self.kind in self.OPTIONS[k]}, "signed": self.signed}
+
+
+def _refusal(kind: str, option: str, value) -> str:
+    has = [k for k in NEURONS if k in NeuronConfig.OPTIONS[option]]
+    names = has[0] if len(has) == 1 else ", ".join(has[:-1]) + " and " + has[-1]
+    return (f"the {kind} neuron has no {option} (got {option}={value!r}); "
+            f"{option} is an option of the {names} neuron{'s' if len(has) > 1 else ''}")
 
 
 @dataclass
@@ -102,14 +170,14 @@ class SnnBuilder:
     ) -> tuple[ir.Node, str | None]:
         """Replace the site's nodes by ``[Sub c] -> neuron -> [Mul a] -> [Add y0]`` (the shift,
         scale and offset only where the identified function has them, ``rules.identify``)."""
-        op = NEURONS[cfg.kind]
+        op = cfg.op
         fn = site.function
         per_channel = np.asarray(threshold).ndim == 1
         th = self.const(f"{site.name}/threshold", np.asarray(threshold, dtype=np.float32))
         attrs: dict = {"time_steps": self.T, "v_init": float(np.asarray(v_init).ravel()[0])}
         if per_channel:
             attrs["channel_axis"] = int(channel_axis)
-        if cfg.kind == "if":
+        if op == schema.IF_NEURON.name:
             attrs.update(leak=float(cfg.leak), reset=cfg.reset, signed=int(cfg.signed))
             if cfg.signed:
                 attrs["signed_eps"] = float(cfg.signed_eps)
@@ -228,17 +296,6 @@ class SnnBuilder:
             time_varying.add(td.outputs[0])
 
     # -- entry and exit of time -----------------------------------------------------------
-    def time_entry(self, static_inputs: list[ir.Value]) -> None:
-        """Repeat each static input T times along axis 0 (direct coding)."""
-        for x in static_inputs:
-            if x.shape is None:
-                raise ConversionError(f"graph input '{x.name}' has no known rank; cannot repeat it over time")
-            reps = self.const("time_repeats", np.array([self.T] + [1] * (len(x.shape) - 1), np.int64))
-            tile = make_node(self.namer, "Tile", [x, reps], name=f"{x.name}/repeat_T", output_names=[f"{x.name}/repeated"])
-            tile.outputs[0].dtype = x.dtype
-            insert_after_producer(self.graph, x, [tile])
-            self._redirect(x, tile.outputs[0], keep={tile})
-
     def time_exit(self, per_step: bool) -> dict[str, str]:
         """Each output y [T*B, ...] becomes mean_t(y) [B, ...] under its ANN name, plus the
         running mean after every step [T, B, ...] as '<name>_per_step'."""
@@ -334,10 +391,4 @@ class SnnBuilder:
 def batch_carrying(graph: ir.Graph, inputs: list[ir.Value]) -> set[ir.Value]:
     """Values whose leading axis is the (folded) batch: computed from the graph inputs through
     data paths (a Shape op ends such a path)."""
-    carrying = set(inputs)
-    for node in graph:
-        if node.op_type in ("Shape", "Size"):
-            continue
-        if any(v is not None and v in carrying for v in node.inputs):
-            carrying.update(node.outputs)
-    return carrying
+    return reachable(graph, inputs)

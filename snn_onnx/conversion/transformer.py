@@ -19,7 +19,7 @@ explains the choices.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -27,10 +27,11 @@ import onnx_ir as ir
 
 from ..errors import CalibrationError, ConversionError
 from ..ops import schema
-from . import batch_axis, blocks, ops_table
+from ..ops import onnx_table
+from . import batch_axis, blocks
 from .analysis import Plan
 from .calibrate import CalibrationConfig, SiteRequest
-from .graph_utils import const_array, insert_after_producer, is_float, make_node
+from .graph_utils import const_array, insert_after_producer, is_float, make_node, reachable
 from .rewrite import SnnBuilder
 from .rules import readable_name, tag
 
@@ -40,7 +41,7 @@ SITE_CHOICES = ("all", "linear")
 # GELU and no ReLU-family activation take this path too).
 LINEAR_LIKE = frozenset({"MatMul", "Gemm", "Einsum", "Conv", "ConvTranspose"})
 # Non-linear ops whose outputs count as activations (what a neuron may be put after).
-_NONLINEAR = ops_table.NONLINEAR_OPS | ops_table.LOGICAL_OPS
+_NONLINEAR = onnx_table.NONLINEAR_OPS | onnx_table.LOGICAL_OPS
 _SAMPLE_CAP = 1 << 18
 
 
@@ -162,13 +163,7 @@ def _reaches_matmul(value: ir.Value, depth: int = 6) -> bool:
 
 def _activations(graph: ir.Graph) -> set[ir.Value]:
     """Values computed from the output of some non-linear op (data paths only)."""
-    act: set[ir.Value] = set()
-    for node in graph:
-        if node.op_type in ("Shape", "Size"):
-            continue
-        if node.op_type in _NONLINEAR or any(v is not None and v in act for v in node.inputs):
-            act.update(o for o in node.outputs if is_float(o))
-    return act
+    return reachable(graph, starts=lambda n: n.op_type in _NONLINEAR, keep=is_float)
 
 
 def _feeds_nonlinear(graph: ir.Graph) -> set[ir.Node]:

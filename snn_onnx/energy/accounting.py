@@ -15,7 +15,8 @@ Rules (docs/energy.md, DESIGN.md "Energy and synaptic operations"):
   output of a compensation block, an event input, a mix of spikes and analog values, or spikes
   spread by an op the tracer cannot follow exactly) costs its dense MACs at every step.
 * Compensation blocks and non-linear ops on analog values: ``costs.op_macs`` per step, and
-  one MAC per element and step for each TemporalMean / TemporalDelta.
+  one MAC per element and step for each TemporalMean / TemporalDelta; a fused block
+  (CompensatedElementwise) costs the same as unfused (``costs.function_macs``).
 * ANN: the dense MACs of the same synaptic and non-linear ops for one pass.
 * Energy = ``E_AC * SOPs + E_MAC * MACs`` (0.9 pJ / 4.6 pJ by default, 45 nm).
 """
@@ -31,12 +32,14 @@ import onnx
 
 from .. import metadata as md
 from ..errors import SnnOnnxError
+from ..naming import readable_name
+from ..ops import onnx_table
 from ..ops import schema
 from . import costs, fanout, routing
 from .routing import NotExact
 from .shapes import value_shapes
 
-SYNAPTIC_OPS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul", "Einsum"})
+SYNAPTIC_OPS = onnx_table.ops_with(cost=onnx_table.SYNAPTIC)
 TEMPORAL_OPS = frozenset({schema.TEMPORAL_MEAN.name, schema.TEMPORAL_DELTA.name})
 
 
@@ -98,14 +101,7 @@ class LayerSpec:
 
 def _readable(node: onnx.NodeProto) -> str:
     """The module path the exporter recorded for the node, else its name."""
-    from ..conversion.rules import readable_name
-
-    class _View:  # the two fields readable_name reads, from a NodeProto
-        def __init__(self, n: onnx.NodeProto):
-            self.metadata_props = {p.key: p.value for p in n.metadata_props}
-            self.name, self.op_type = n.name, n.op_type
-
-    return readable_name(_View(node))
+    return readable_name(node)
 
 
 def _attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
@@ -295,6 +291,13 @@ class EnergyModel:
                 elems = int(np.prod(self._shape(n.output[0])))
                 return LayerSpec(n.name or n.op_type, n.name, n.op_type, "compensation", "MAC",
                                  "expectation compensation: 1 MAC per element and step", elems, 0.0)
+            if n.op_type == schema.COMPENSATED_ELEMENTWISE.name:
+                elems = int(np.prod(self._shape(n.output[0])))
+                fn = str(_attr(n, "function"))
+                f_macs = costs.function_macs(fn, elems)
+                return LayerSpec(n.name or n.op_type, n.name, n.op_type, "compensation", "MAC",
+                                 f"fused expectation compensation of {fn}: running mean and delta (1 MAC each per "
+                                 "element and step) and f as unfused", 2 * elems + f_macs, self._per_pass(n, f_macs))
             return None
         varying = [j for j, v in enumerate(n.input) if v and v in self._data]
         if not varying:

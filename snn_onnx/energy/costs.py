@@ -12,9 +12,12 @@ reported as free:
 * LayerNormalization / GroupNormalization / InstanceNormalization: 4 per element (mean,
   variance, normalise, affine); RMSNormalization: 3;
 * a product of two time-varying tensors (Mul / Div): 1 per output element;
-* every other non-linear op (``ops_table.COMPENSABLE_OPS``): 1 per output element;
+* every other non-linear op (``onnx_table.COMPENSABLE_OPS``): 1 per output element;
 * ``TemporalMean`` / ``TemporalDelta``: 1 per element and step (a running sum and one scale;
   ``t*x_t - (t-1)*x_{t-1}`` reuses the previous step's product);
+* ``CompensatedElementwise`` (the fused block): what the same block costs unfused, i.e. its
+  TemporalMean and TemporalDelta (1 + 1 per element and step) plus ``f`` as the ONNX ops of
+  ``FUNCTION_OPS`` cost by the rules above (``function_macs``);
 * linear ops (Add, Reshape, AveragePool, BatchNormalization, scaling by constants, ...):
   free: on spikes they are folded into the next layer's weights, on analog values they are
   negligible next to the synaptic ops, and the ANN's count leaves them out in the same way.
@@ -27,19 +30,23 @@ from typing import Sequence
 import numpy as np
 import onnx
 
-from ..conversion.ops_table import COMPENSABLE_OPS as COMPENSATED_OPS
+from ..ops import onnx_table
 
 Shape = tuple[int, ...]
 
-PER_ELEMENT = {
-    "Softmax": 3, "LogSoftmax": 3,
-    "LayerNormalization": 4, "GroupNormalization": 4, "InstanceNormalization": 4, "RMSNormalization": 3,
+
+# CompensatedElementwise's ``function`` as ONNX ops (op type, number of time-varying inputs):
+# its f costs what these cost, so a fused block costs the same as the unfused one.
+FUNCTION_OPS: dict[str, tuple[tuple[str, int], ...]] = {
+    "gelu": (("Gelu", 1),),
+    "gelu_tanh": (("Gelu", 1),),  # approximate="tanh"
+    "silu": (("Sigmoid", 1), ("Mul", 2)),  # x * Sigmoid(x)
+    "sigmoid": (("Sigmoid", 1),),
+    "tanh": (("Tanh", 1),),
+    "hardsigmoid": (("HardSigmoid", 1),),
+    "hardswish": (("HardSwish", 1),),
+    "relu": (("Relu", 1),),
 }
-WINDOWED = frozenset({"MaxPool", "LpPool"})
-REDUCTIONS = frozenset(
-    {"GlobalMaxPool", "GlobalLpPool", "ReduceMax", "ReduceMin", "ReduceL1", "ReduceL2", "ReduceLogSumExp",
-     "ReduceProd", "ReduceSumSquare"}
-)
 
 
 def _size(shape: Shape) -> int:
@@ -47,18 +54,33 @@ def _size(shape: Shape) -> int:
 
 
 def op_macs(node: onnx.NodeProto, in_shapes: Sequence[Shape | None], out_shapes: Sequence[Shape | None], n_varying: int) -> int | None:
-    """MACs of one run of a non-synaptic op on analog values, or None if it is free."""
+    """MACs of one run of a non-synaptic op on analog values, or None if it is free (the cost
+    rule is the op's entry in ``ops/onnx_table.py``)."""
     op = node.op_type
     out = out_shapes[0] if out_shapes else None
     if op in ("Mul", "Div"):
         return _size(out) if n_varying > 1 and out is not None else None
-    if op in WINDOWED:
+    entry = onnx_table.info(op, node.domain)
+    if entry is None or entry.role != onnx_table.NONLINEAR or not entry.standalone:
+        return None
+    if entry.cost == onnx_table.WINDOWED:
         kernel = next((list(a.ints) for a in node.attribute if a.name == "kernel_shape"), [])
         return _size(out) * int(np.prod(kernel)) if out is not None else None
-    if op in REDUCTIONS:
+    if entry.cost == onnx_table.REDUCTION:
         return _size(in_shapes[0]) if in_shapes and in_shapes[0] is not None else None
-    if op in PER_ELEMENT:
-        return PER_ELEMENT[op] * _size(out) if out is not None else None
-    if op in COMPENSATED_OPS:
-        return _size(out) if out is not None else None
+    if entry.cost == onnx_table.PER_ELEMENT:
+        return entry.macs_per_element * _size(out) if out is not None else None
     return None
+
+
+def function_macs(function: str, elements: int) -> int:
+    """MACs of ``f`` of a CompensatedElementwise node over ``elements`` values (one run), as the
+    ops of ``FUNCTION_OPS`` cost unfused."""
+    if function not in FUNCTION_OPS:
+        raise ValueError(f"CompensatedElementwise function {function!r} has no cost rule (costs.FUNCTION_OPS)")
+    total = 0
+    for op, n_varying in FUNCTION_OPS[function]:
+        macs = op_macs(onnx.helper.make_node(op, ["x"] * n_varying, ["y"]), [(elements,)] * n_varying, [(elements,)],
+                       n_varying)
+        total += macs or 0
+    return total

@@ -8,10 +8,13 @@ from typing import Any
 
 import onnx
 
-from ..conversion.load import check, load_onnx
+from ..load import check, load_onnx
 from ..errors import ModelLoadError
 
-__all__ = ["resolve_model", "is_onnx_path"]
+from .hf_export import is_hf_folder
+from .torch_export import build_module, default_input_shape, export_module
+
+__all__ = ["build_module", "default_input_shape", "export_module", "is_hf_folder", "is_onnx_path", "resolve_model"]
 
 
 def is_onnx_path(spec: str | Path) -> bool:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import inspect
 import io
+import os
+import sys
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import onnx
 
@@ -84,17 +89,23 @@ def load_checkpoint(module, checkpoint: str | Path) -> None:
         raise ModelLoadError(f"checkpoint {p} does not fit the model: {str(err).splitlines()[0]}") from None
 
 
-def build_module(spec: str, *, num_classes: int | None = None, qcfs_levels: int | None = None, checkpoint: str | Path | None = None, **kwargs):
+def build_module(spec: str, *, num_classes: int | None = None, checkpoint: str | Path | None = None,
+                 prepare: Callable[[Any], None] | None = None, **kwargs):
     """A torch module from a timm model name (random init unless ``checkpoint``) or a
-    ``package.module:factory`` path (called with no arguments)."""
+    ``package.module:factory`` path (a module in the current folder is found too). The factory
+    is called with ``num_classes=`` when given; a factory without that parameter refuses it.
+    ``prepare(module)`` runs before the checkpoint is loaded (e.g. the caller's QCFS activations,
+    whose thresholds the checkpoint holds)."""
     _torch()
     if ":" in spec:
-        mod_name, _, attr = spec.partition(":")
-        try:
-            factory = getattr(importlib.import_module(mod_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ModelLoadError(f"cannot import model factory '{spec}': {err}") from None
-        module = factory()
+        factory = import_factory(spec)
+        if num_classes is not None:
+            if not _accepts(factory, "num_classes"):
+                raise ModelLoadError(f"the factory '{spec}' takes no num_classes argument, so the number of "
+                                     "classes cannot be set (drop --num-classes or add the parameter)")
+            module = factory(num_classes=num_classes)
+        else:
+            module = factory()
         origin = f"module:factory '{spec}'"
     else:
         try:
@@ -108,15 +119,41 @@ def build_module(spec: str, *, num_classes: int | None = None, qcfs_levels: int 
             kw["num_classes"] = num_classes
         module = timm.create_model(spec, **kw)
         origin = f"random-init (timm '{spec}' without pretrained weights)"
-    if qcfs_levels is not None:
-        from snn_onnx_models.qcfs import qcfsify
-
-        qcfsify(module, qcfs_levels)
+    if prepare is not None:
+        prepare(module)
     if checkpoint is not None:
         load_checkpoint(module, checkpoint)
         origin = f"checkpoint {Path(checkpoint).name}"
     module.snn_onnx_weights = origin  # recorded in the exported model's metadata (WEIGHTS_KEY)
     return module.eval()
+
+
+def import_factory(spec: str):
+    """``package.module:factory`` -> the callable. A module that is not importable from
+    ``sys.path`` is looked up in the current folder as well (as ``python -c`` would)."""
+    mod_name, _, attr = spec.partition(":")
+    if not mod_name or not attr:
+        raise ModelLoadError(f"'{spec}' is not a 'module:factory' path")
+    top = mod_name.split(".")[0]
+    cwd = os.getcwd()
+    if importlib.util.find_spec(top) is None and cwd not in sys.path:
+        if (Path(cwd) / f"{top}.py").is_file() or (Path(cwd) / top).is_dir():
+            sys.path.append(cwd)  # after everything else: never shadows an installed package
+    try:
+        factory = getattr(importlib.import_module(mod_name), attr)
+    except (ImportError, AttributeError) as err:
+        raise ModelLoadError(f"cannot import model factory '{spec}': {err}") from None
+    if not callable(factory):
+        raise ModelLoadError(f"'{spec}' is not callable")
+    return factory
+
+
+def _accepts(fn, name: str) -> bool:
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def default_input_shape(module) -> tuple[int, ...] | None:

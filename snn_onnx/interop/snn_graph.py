@@ -107,7 +107,7 @@ def _exit_source(value: ir.Value) -> ir.Value | None:
 
 def read_snn(source: str | Path | onnx.ModelProto) -> SnnGraph:
     """Parse an snn-onnx SNN into its per-step body (see the module docstring)."""
-    from ..conversion.load import load_onnx
+    from ..load import load_onnx
 
     proto = source if isinstance(source, onnx.ModelProto) else load_onnx(source)
     where = "model" if isinstance(source, onnx.ModelProto) else str(source)

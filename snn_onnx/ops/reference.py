@@ -9,22 +9,54 @@ expressions written here.
 Tensors use the folded time layout: ``x.shape[0] == T*B``, row ``t*B + b``.
 Each spiking op returns ``(y, counts)``; ``counts`` has shape ``[T, *x.shape[1:]]`` (int64)
 and holds, per step and neuron, the number of spikes summed over the batch.
+
+NaN and infinity (docs/ops.md, "NaN and infinity") are inputs like any other: these functions
+compute with them exactly as written, and that is what the kernels must reproduce (a NaN
+membrane never fires and stays NaN; ``inf - inf`` is NaN; f of CompensatedElementwise follows
+its float64 formula, so ``silu(-inf) = -inf * 0 = NaN``). Floating-point warnings are silenced.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+from typing import Callable, TypeVar
+
 import numpy as np
 
 from ..errors import OpInputError
-from .schema import MAX_LEVELS, RESET_MODES
+from .schema import MAX_LEVELS, MAX_TIME_STEPS, RESET_MODES
 
 F32 = np.float32
+_F = TypeVar("_F", bound=Callable)
+
+
+def _quiet(fn: _F) -> _F:
+    """Special values are defined behaviour here, not accidents: no RuntimeWarnings."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def check_time_steps(time_steps: int, op: str = "op") -> None:
+    if time_steps < 1:
+        raise OpInputError(f"{op}: time_steps must be >= 1, got {time_steps}")
+    if time_steps > MAX_TIME_STEPS:
+        raise OpInputError(f"{op}: time_steps must be <= {MAX_TIME_STEPS}, got {time_steps}")
+
+
+def _finite(value: float, op: str, name: str) -> None:
+    if not math.isfinite(float(value)):
+        raise OpInputError(f"{op}: {name} must be finite, got {value}")
 
 
 def split_time(x: np.ndarray, time_steps: int, op: str = "op") -> np.ndarray:
     """View ``[T*B, ...]`` as ``[T, B, ...]``; refuse a leading dim not divisible by T."""
-    if time_steps < 1:
-        raise OpInputError(f"{op}: time_steps must be >= 1, got {time_steps}")
+    check_time_steps(time_steps, op)
     if x.ndim < 1:
         raise OpInputError(f"{op}: input must have at least one dimension (the T*B axis)")
     if x.shape[0] % time_steps != 0:
@@ -42,8 +74,7 @@ def repeat_static(x: np.ndarray, time_steps: int, static_input: int, op: str = "
         raise OpInputError(f"{op}: static_input must be 0 or 1, got {static_input}")
     if not static_input:
         return x
-    if time_steps < 1:
-        raise OpInputError(f"{op}: time_steps must be >= 1, got {time_steps}")
+    check_time_steps(time_steps, op)
     if x.ndim < 1:
         raise OpInputError(f"{op}: input must have at least one dimension (the batch axis)")
     return np.tile(x, (time_steps,) + (1,) * (x.ndim - 1))
@@ -77,6 +108,7 @@ def _positive(theta: np.ndarray, op: str, name: str) -> None:
         raise OpInputError(f"{op}: {name} must be finite and > 0, got min {float(np.min(theta))}")
 
 
+@_quiet
 def if_neuron(
     x: np.ndarray,
     threshold: np.ndarray | float,
@@ -92,6 +124,8 @@ def if_neuron(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Integrate-and-fire neuron, sequential over time (docs/ops.md#ifneuron)."""
     op = "IFNeuron"
+    for name, value in (("v_init", v_init), ("leak", leak), ("signed_eps", signed_eps)):
+        _finite(value, op, name)
     x = repeat_static(np.asarray(x, dtype=F32), time_steps, static_input, op)
     xt = split_time(x, time_steps, op)
     if reset not in RESET_MODES:
@@ -121,6 +155,7 @@ def if_neuron(
     return y.reshape(x.shape), counts
 
 
+@_quiet
 def para_if_neuron(
     x: np.ndarray,
     theta_pre: np.ndarray | float,
@@ -139,6 +174,7 @@ def para_if_neuron(
     multiplied by t), so a neuron fires on its first ``clamp(floor((acc+bias)/theta_pre), 0, T)``
     steps and the mean output is QCFS of the mean input."""
     op = "ParaIFNeuron"
+    _finite(v_init, op, "v_init")
     x = repeat_static(np.asarray(x, dtype=F32), time_steps, static_input, op)
     xt = split_time(x, time_steps, op)
     th_pre = broadcast_param(theta_pre, x.shape, channel_axis, op, "theta_pre")
@@ -163,6 +199,7 @@ def para_if_neuron(
     return y.reshape(x.shape), counts
 
 
+@_quiet
 def multi_threshold_neuron(
     x: np.ndarray,
     scale_pos: np.ndarray | float,
@@ -216,6 +253,7 @@ def multi_threshold_neuron(
     return y.reshape(x.shape), counts
 
 
+@_quiet
 def temporal_mean(x: np.ndarray, *, time_steps: int) -> np.ndarray:
     """Running mean over time: ``y_t = (1/t) * sum_{tau<=t} x_tau`` (t 1-based)."""
     x = np.asarray(x, dtype=F32)
@@ -228,6 +266,7 @@ def temporal_mean(x: np.ndarray, *, time_steps: int) -> np.ndarray:
     return y.reshape(x.shape)
 
 
+@_quiet
 def temporal_delta(x: np.ndarray, *, time_steps: int) -> np.ndarray:
     """Inverse of the running mean: ``y_1 = x_1``, ``y_t = t*x_t - (t-1)*x_{t-1}``."""
     x = np.asarray(x, dtype=F32)
@@ -262,6 +301,7 @@ ELEMENTWISE = {
 }
 
 
+@_quiet
 def compensated_elementwise(x: np.ndarray, *, time_steps: int, function: str) -> np.ndarray:
     """Fused expectation compensation ``TemporalDelta(f(TemporalMean(x)))`` for an elementwise
     f (docs/ops.md#compensatedelementwise): the running mean in float32 as TemporalMean,

@@ -83,4 +83,5 @@ ALL_OPS: dict[str, OpSchema] = {
 SPIKING_OPS = frozenset(name for name, s in ALL_OPS.items() if s.has_spike_counts)
 RESET_MODES = ("subtract", "zero")
 MAX_LEVELS = 32  # MultiThresholdNeuron: levels k = 0 .. levels-1 are worth s * 2^k
+MAX_TIME_STEPS = 2**31 - 1  # time_steps: the kernels count a neuron's spikes over time in int32
 

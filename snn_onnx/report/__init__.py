@@ -28,7 +28,7 @@ def run_report(
     calib_x: np.ndarray | None,
     *,
     time_steps: int = 8,
-    neuron: str = "if",
+    neuron: Any = "if",
     calibration=None,
     energy: EnergyConfig | None = None,
     runs_dir: str | Path = "runs",
@@ -37,23 +37,31 @@ def run_report(
     batch_size: int = 64,
     tensorboard: bool = True,
     snn: onnx.ModelProto | None = None,
+    event_inputs: tuple[str, ...] = (),
+    on_progress=None,
 ) -> tuple[RunResult, Path]:
     """Convert ``ann`` (unless ``snn`` is given), measure it on ``(test_x, test_y)`` and write
     the run folder ``<runs_dir>/<name>/<timestamp>/``. Returns the result and the folder.
-    With ``snn`` given, ``ann`` may be None (no ANN accuracy and agreement then)."""
+    With ``snn`` given, ``ann`` may be None (no ANN accuracy and agreement then).
+    ``neuron``: a name or a ``NeuronConfig``. ``event_inputs``: inputs that take one frame per
+    step; their test data are frames ``[T, N, ...]`` and their calibration data the mean
+    frames ``[N, ...]`` (what the SNN's rates approximate)."""
     from ..conversion.pipeline import convert
     from ..metadata import read
+    from .provenance import parse
     from .runs import write_run
 
     if snn is None:
         if ann is None:
             raise ValueError("run_report needs an ANN to convert or an SNN (snn=...)")
-        res = convert(ann, time_steps=time_steps, neuron=neuron, data=calib_x, calibration=calibration, parity_samples=16)
+        res = convert(ann, time_steps=time_steps, neuron=neuron, data=calib_x, calibration=calibration, parity_samples=16,
+                      event_inputs=tuple(event_inputs), on_progress=on_progress)
         snn = res.model
     meta = read(snn)
-    kind = meta.get("neuron", {}).get("kind", neuron)
+    kind = meta.get("neuron", {}).get("kind", getattr(neuron, "kind", neuron))
     cfg = {"name": name or f"{kind}-T{meta['time_steps']}", "calibration": meta.get("calibration"),
-           "parity": meta.get("parity"), "batch_size": batch_size, **dict(config or {})}
+           "parity": meta.get("parity"), "batch_size": batch_size,
+           **({"provenance": parse(meta["provenance"])} if "provenance" in meta else {}), **dict(config or {})}
     run = measure(snn, test_x, test_y, ann=ann, batch_size=batch_size, energy=energy, config=cfg)
     folder = write_run(run, runs_dir, name=cfg["name"], tensorboard=tensorboard)
     return run, folder

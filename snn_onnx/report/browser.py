@@ -39,8 +39,13 @@ window.addEventListener("load", function () {
   });
   var pre = document.createElement("pre");
   pre.id = "snn-check";
+  var root = document.documentElement;
   pre.textContent = JSON.stringify({images: res, errors: window.__snnErrors, title: document.title,
-                                    figures: document.querySelectorAll("figure").length});
+                                    figures: document.querySelectorAll("figure").length,
+                                    page_width: root.scrollWidth, page_height: root.scrollHeight,
+                                    viewport: window.innerWidth,
+                                    open_sections: document.querySelectorAll("details[open]").length,
+                                    folded_sections: document.querySelectorAll("details:not([open])").length});
   document.body.appendChild(pre);
 });
 </script>"""
@@ -53,6 +58,16 @@ class BrowserCheck:
     console_errors: list[str]
     title: str
     figures: int
+    page_width: int = 0  # the page's full scroll size in CSS pixels (before the checker's own output)
+    page_height: int = 0
+    viewport: int = 0
+    open_sections: int = 0
+    folded_sections: int = 0
+
+    @property
+    def fits_width(self) -> bool:
+        """No horizontal scrolling at the window width the page was checked at."""
+        return self.page_width <= self.viewport
 
     @property
     def ok(self) -> bool:
@@ -84,10 +99,11 @@ def _chromium(args: list[str], timeout: float) -> subprocess.CompletedProcess:
             raise SnnOnnxError(f"Chromium did not finish within {timeout:.0f} s: {' '.join(cmd)}") from None
 
 
-def check_html(path: str | Path, timeout: float = 90) -> BrowserCheck:
-    """Load a test-only copy of the page with a checker script added, dump the DOM after
-    load, and read what the script wrote: each image's decoded size (0 if it failed to
-    decode), its size on the page, and any script errors."""
+def check_html(path: str | Path, timeout: float = 90, width: int = 1400) -> BrowserCheck:
+    """Load a test-only copy of the page with a checker script added in a ``width``-pixel
+    window, dump the DOM after load, and read what the script wrote: each image's decoded
+    size (0 if it failed to decode), its size on the page, the page's size, folded sections
+    and any script errors."""
     src = Path(path).read_text(encoding="utf-8")
     if "</body>" not in src or "<head>" not in src:
         raise SnnOnnxError(f"{path} is not a complete HTML page")
@@ -96,7 +112,7 @@ def check_html(path: str | Path, timeout: float = 90) -> BrowserCheck:
         copy = Path(tmp) / "check.html"
         copy.write_text(page, encoding="utf-8")
         proc = _chromium(["--enable-logging=stderr", "--v=0", "--virtual-time-budget=15000", "--dump-dom",
-                          copy.as_uri()], timeout)
+                          f"--window-size={width},1000", copy.as_uri()], timeout)
     m = re.search(r'<pre id="snn-check">(.*?)</pre>', proc.stdout, re.S)
     if m is None:
         raise SnnOnnxError(f"the checker did not report (Chromium exit {proc.returncode}); stderr: {proc.stderr[-2000:]}")
@@ -104,7 +120,9 @@ def check_html(path: str | Path, timeout: float = 90) -> BrowserCheck:
 
     data = json.loads(html.unescape(m.group(1)))
     console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln and ("Uncaught" in ln or "Error" in ln)]
-    return BrowserCheck(data["images"], data["errors"], console, data["title"], data["figures"])
+    return BrowserCheck(data["images"], data["errors"], console, data["title"], data["figures"],
+                        data["page_width"], data["page_height"], data["viewport"], data["open_sections"],
+                        data["folded_sections"])
 
 
 def screenshot(path: str | Path, out: str | Path, width: int = 1280, height: int = 3000, timeout: float = 90) -> Path:

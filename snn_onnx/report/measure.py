@@ -31,6 +31,7 @@ class StepPoint:
     agreement: float | None
     firing_rate: float
     energy_pj: float  # spent up to and including step t, per sample
+    spikes: float = 0.0  # emitted up to and including step t, per sample (all spiking layers)
 
 
 @dataclass
@@ -63,6 +64,7 @@ class RunResult:
             "accuracy": self.accuracy, "ann_accuracy": self.ann_accuracy, "agreement": self.agreement,
             "firing_rate": e.firing_rate, "sops": e.sops, "macs": e.macs, "energy_uj": e.energy_pj * 1e-6,
             "ann_macs": e.ann_macs, "ann_energy_uj": e.ann_energy_pj * 1e-6, "energy_ratio": e.energy_ratio,
+            "spikes": self.anytime[-1].spikes if self.anytime else 0.0,
             "time_steps": e.time_steps, "samples": self.samples,
         }
 
@@ -79,22 +81,47 @@ class RunResult:
 
 def run_snn(session, x: np.ndarray | Mapping[str, np.ndarray], output: str, batch_size: int = 64) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """Per-step running-mean outputs ``[T, N, ...]`` of ``output`` and spike counts summed over
-    all batches. ``x``: static inputs ``[N, ...]`` (an array or a dict by input name)."""
+    all batches. ``x``: static inputs ``[N, ...]`` (an array or a dict by input name); event
+    inputs (``session.input_kinds``) as frames ``[T, N, ...]``."""
     feed = x if isinstance(x, Mapping) else {session.input_names[0]: x}
-    n = len(next(iter(feed.values())))
+    kinds = session.input_kinds
+    n = num_samples(feed, kinds)
     if n == 0:
         raise DataError("no samples to run")
-    if any(session.input_kinds.get(k) == "event" for k in feed):
-        raise DataError("run_snn takes static inputs; event inputs are not supported by the report yet")
     steps, counts = [], {}
     for s in range(0, n, batch_size):
-        out = session.run({k: v[s : s + batch_size] for k, v in feed.items()})
+        out = session.run(batch(feed, kinds, s, s + batch_size))
         if output not in out.per_step:
             raise DataError(f"the SNN has no per-step output for '{output}' (convert with per_step=True)")
         steps.append(out.per_step[output])
         for k, v in out.spike_counts.items():
             counts[k] = counts[k] + v if k in counts else v.astype(np.int64, copy=True)
     return np.concatenate(steps, axis=1), counts, n
+
+
+def _is_event(kinds: Mapping[str, str], name: str) -> bool:
+    return kinds.get(name) == "event"
+
+
+def num_samples(feed: Mapping[str, np.ndarray], kinds: Mapping[str, str]) -> int:
+    """Samples in a feed: axis 1 of event frames ``[T, N, ...]``, else axis 0."""
+    k, v = next(iter(feed.items()))
+    return int(np.shape(v)[1 if _is_event(kinds, k) else 0])
+
+
+def batch(feed: Mapping[str, np.ndarray], kinds: Mapping[str, str], start: int, stop: int) -> dict[str, np.ndarray]:
+    return {k: (v[:, start:stop] if _is_event(kinds, k) else v[start:stop]) for k, v in feed.items()}
+
+
+def ann_view(feed: Mapping[str, np.ndarray], kinds: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """What the ANN is compared on: static inputs as they are, event frames ``[T, N, ...]`` as
+    their mean over time ``[N, ...]`` (what the SNN's firing rates approximate)."""
+    return {k: (np.asarray(v).mean(axis=0) if _is_event(kinds, k) else v) for k, v in feed.items()}
+
+
+def first_sample(feed: Mapping[str, np.ndarray], kinds: Mapping[str, str]) -> dict[str, np.ndarray]:
+    """One sample, as the energy model takes it: static ``[1, ...]``, event ``[T, ...]``."""
+    return {k: (np.asarray(v)[:, 0] if _is_event(kinds, k) else np.asarray(v)[:1]) for k, v in feed.items()}
 
 
 def summarize(
@@ -121,6 +148,7 @@ def summarize(
     ann_pred = ann_logits.argmax(-1) if ann_logits is not None else None
     cum = res.cumulative_energy_pj()
     rate_t = res.firing_rate_per_step
+    spikes_t = np.cumsum(sum((n.rate_per_step * n.neurons for n in res.neurons), np.zeros(T)))
     anytime = []
     for t in range(1, T + 1):
         pred = per_step[t - 1].argmax(-1)
@@ -128,7 +156,7 @@ def summarize(
         agr = float(np.mean(pred == ann_pred)) if ann_pred is not None else None
         # the firing rate over the first t steps
         rate = float(np.mean(rate_t[:t]))
-        anytime.append(StepPoint(t, acc, agr, rate, float(cum[t - 1])))
+        anytime.append(StepPoint(t, acc, agr, rate, float(cum[t - 1]), float(spikes_t[t - 1])))
     last = anytime[-1]
     cfg = {
         "time_steps": T, "neuron": meta.get("neuron", {}), "source": meta.get("source"),
@@ -167,8 +195,9 @@ def measure(
     config: Mapping[str, Any] | None = None,
     providers: Sequence[str] | None = None,
 ) -> RunResult:
-    """Run ``snn`` on ``x`` (static inputs, ``[N, ...]``) and measure everything a report shows;
-    with ``ann`` also the ANN's accuracy and the SNN's agreement with it."""
+    """Run ``snn`` on ``x`` (static inputs ``[N, ...]``; event inputs as frames ``[T, N, ...]``)
+    and measure everything a report shows; with ``ann`` also the ANN's accuracy and the SNN's
+    agreement with it (on event data the ANN sees each sample's mean frame)."""
     from ..runtime.session import Session
 
     t0 = time.perf_counter()
@@ -176,10 +205,10 @@ def measure(
     if not sess.output_names:
         raise DataError("the SNN has no outputs")
     output = sess.output_names[0]
-    per_step, counts, n = run_snn(sess, x, output, batch_size)
-    ann_logits = ann_outputs(ann, x, output, batch_size) if ann is not None else None
     feed = x if isinstance(x, Mapping) else {sess.input_names[0]: x}
-    res = summarize(snn, per_step, counts, n, {k: v[:1] for k, v in feed.items()}, labels=labels,
+    per_step, counts, n = run_snn(sess, feed, output, batch_size)
+    ann_logits = ann_outputs(ann, ann_view(feed, sess.input_kinds), output, batch_size) if ann is not None else None
+    res = summarize(snn, per_step, counts, n, first_sample(feed, sess.input_kinds), labels=labels,
                     ann_logits=ann_logits, energy=energy, config=config)
     res.seconds = time.perf_counter() - t0
     return res

@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, OutputExistsError
-from . import html, plots
+from . import html, panels, plots
 from .measure import RunResult
 from .tensorboard import write_events
 
 RUN_COLUMNS = [
     "name", "timestamp", "path", "model", "neuron", "time_steps", "data", "samples", "accuracy", "ann_accuracy",
     "agreement", "firing_rate", "sops", "macs", "energy_uj", "ann_macs", "ann_energy_uj", "energy_ratio",
-    "e_ac_pj", "e_mac_pj",
+    "e_ac_pj", "e_mac_pj", "spikes",
 ]
 
 
@@ -79,12 +79,8 @@ def write_run(run: RunResult, runs_dir: str | Path = "runs", *, name: str | None
     _write_csv(folder / "anytime.csv", ["t", "accuracy", "agreement", "firing_rate", "energy_pj"],
                [[p.t, "" if p.accuracy is None else f"{p.accuracy:.6g}", "" if p.agreement is None else f"{p.agreement:.6g}",
                  f"{p.firing_rate:.6g}", f"{p.energy_pj:.6g}"] for p in run.anytime])
-    pngs = {
-        "firing_rates": plots.firing_rates(run),
-        "accuracy_vs_t": plots.accuracy_vs_t(run),
-        "energy_layers": plots.energy_layers(run),
-        "dashboard": plots.dashboard(dashboard_points(load_runs(root)), highlight=f"{name}/{folder.name}"),
-    }
+    pngs = panels.render_all(run)
+    pngs["dashboard"] = plots.dashboard(dashboard_points(load_runs(root)), highlight=f"{name}/{folder.name}")
     (folder / "plots").mkdir()
     for key, png in pngs.items():
         (folder / "plots" / f"{key}.png").write_bytes(png)
@@ -120,7 +116,7 @@ def run_row(r: dict[str, Any]) -> dict[str, Any]:
         "agreement": h.get("agreement"), "firing_rate": h.get("firing_rate"), "sops": h.get("sops"), "macs": h.get("macs"),
         "energy_uj": h.get("energy_uj"), "ann_macs": h.get("ann_macs"), "ann_energy_uj": h.get("ann_energy_uj"),
         "energy_ratio": h.get("energy_ratio"), "e_ac_pj": c.get("energy", {}).get("e_ac_pj"),
-        "e_mac_pj": c.get("energy", {}).get("e_mac_pj"),
+        "e_mac_pj": c.get("energy", {}).get("e_mac_pj"), "spikes": h.get("spikes"),
     }
 
 
@@ -128,11 +124,17 @@ def dashboard_points(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     points = []
     for r in runs:
         row = run_row(r)
+        anytime = r["summary"].get("anytime", [])
         points.append({
             "label": f"{row['name']}/{row['timestamp']}", "model": Path(str(row["model"])).stem,
-            "energy_uj": row["energy_uj"], "accuracy": row["accuracy"],
+            "neuron": row["neuron"], "energy_uj": row["energy_uj"], "accuracy": row["accuracy"],
             "ann_energy_uj": row["ann_energy_uj"], "ann_accuracy": row["ann_accuracy"],
-            "anytime": [(p["energy_pj"] * 1e-6, p["accuracy"]) for p in r["summary"].get("anytime", [])],
+            "anytime": [(p["energy_pj"] * 1e-6, p["accuracy"]) for p in anytime],
+            "spikes": row["spikes"],
+            "anytime_spikes": [(p["spikes"], p["accuracy"]) for p in anytime if "spikes" in p],
+            "agreement": row["agreement"],
+            "anytime_agreement": [(p["energy_pj"] * 1e-6, p["agreement"]) for p in anytime],
+            "anytime_spikes_agreement": [(p["spikes"], p["agreement"]) for p in anytime if "spikes" in p],
         })
     return points
 

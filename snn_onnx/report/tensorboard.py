@@ -4,11 +4,11 @@ TensorFlow): the report's scalars, step by step, and histograms of per-neuron fi
 Tags (step = time step t, 1..T, unless noted):
 
 * ``anytime/accuracy``, ``anytime/agreement``, ``anytime/firing_rate`` (over steps 1..t),
-  ``anytime/energy_uj`` (spent up to t)
+  ``anytime/energy_uj`` (spent up to t), ``anytime/spikes`` (per sample, emitted up to t)
 * ``firing_rate/<layer>``: the layer's firing rate at step t; ``firing_rate/all``
 * ``sops/<layer>``, ``energy_uj/<layer>``: a counted layer's SOPs and energy at step t
 * ``summary/<key>`` (step T): accuracy, ann_accuracy, agreement, firing_rate, sops, macs,
-  energy_uj, ann_energy_uj, energy_ratio
+  energy_uj, ann_energy_uj, energy_ratio, spikes
 * histograms ``neuron_rate/<layer>`` (step T: spikes per step of each neuron over the run) and
   ``neuron_rate_per_step/<layer>`` (step t: fraction of samples in which each neuron fired at t)
 """
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -65,36 +65,63 @@ class _Writer:
         self.writer.close()
 
 
+def anytime_tags(run: RunResult, w: _Writer) -> None:
+    for p in run.anytime:
+        w.scalar("anytime/accuracy", p.accuracy, p.t)
+        w.scalar("anytime/agreement", p.agreement, p.t)
+        w.scalar("anytime/firing_rate", p.firing_rate, p.t)
+        w.scalar("anytime/energy_uj", p.energy_pj * 1e-6, p.t)
+        w.scalar("anytime/spikes", p.spikes, p.t)
+
+
+def firing_rate_tags(run: RunResult, w: _Writer) -> None:
+    e = run.energy
+    for n in e.neurons:
+        for t, r in enumerate(n.rate_per_step, start=1):
+            w.scalar(f"firing_rate/{n.site}", float(r), t)
+    for t, r in enumerate(e.firing_rate_per_step, start=1):
+        w.scalar("firing_rate/all", float(r), t)
+
+
+def energy_tags(run: RunResult, w: _Writer) -> None:
+    e = run.energy
+    for layer in e.layers:
+        per_step_e = layer.energy_per_step_pj
+        for t in range(e.time_steps):
+            if layer.counting == "SOP":
+                w.scalar(f"sops/{layer.name}", float(layer.sops[t]), t + 1)
+            w.scalar(f"energy_uj/{layer.name}", float(per_step_e[t]) * 1e-6, t + 1)
+
+
+def summary_tags(run: RunResult, w: _Writer) -> None:
+    for key, value in run.headline().items():
+        if isinstance(value, (int, float)) and key not in ("time_steps", "samples"):
+            w.scalar(f"summary/{key}", float(value), run.energy.time_steps)
+
+
+def neuron_rate_tags(run: RunResult, w: _Writer) -> None:
+    for site, h in run.histograms.items():
+        w.histogram(f"neuron_rate/{site}", _hist(h["overall"]), run.energy.time_steps)
+        for t, ht in enumerate(h["per_step"], start=1):
+            w.histogram(f"neuron_rate_per_step/{site}", ht, t)
+
+
+#: Each writer adds one family of tags. A new per-layer measurement (e.g. membrane potentials:
+#: histograms ``PotentialHist/<layer>`` with ``_Writer.histogram`` and the near-threshold
+#: fraction ``PotentialNearThresh/<layer>`` with ``_Writer.scalar``) is one more function here
+#: that returns without writing when the run lacks the data.
+TAG_WRITERS: list[Callable[[RunResult, _Writer], None]] = [
+    anytime_tags, firing_rate_tags, energy_tags, summary_tags, neuron_rate_tags,
+]
+
+
 def write_events(run: RunResult, logdir: str | Path) -> Path:
     """Write the run's scalars and histograms under ``logdir``; returns it."""
     logdir = Path(logdir)
     w = _Writer(logdir)
-    e = run.energy
-    T = e.time_steps
     try:
-        for p in run.anytime:
-            w.scalar("anytime/accuracy", p.accuracy, p.t)
-            w.scalar("anytime/agreement", p.agreement, p.t)
-            w.scalar("anytime/firing_rate", p.firing_rate, p.t)
-            w.scalar("anytime/energy_uj", p.energy_pj * 1e-6, p.t)
-        for n in e.neurons:
-            for t, r in enumerate(n.rate_per_step, start=1):
-                w.scalar(f"firing_rate/{n.site}", float(r), t)
-        for t, r in enumerate(e.firing_rate_per_step, start=1):
-            w.scalar("firing_rate/all", float(r), t)
-        for layer in e.layers:
-            per_step_e = layer.energy_per_step_pj
-            for t in range(T):
-                if layer.counting == "SOP":
-                    w.scalar(f"sops/{layer.name}", float(layer.sops[t]), t + 1)
-                w.scalar(f"energy_uj/{layer.name}", float(per_step_e[t]) * 1e-6, t + 1)
-        for key, value in run.headline().items():
-            if isinstance(value, (int, float)) and key not in ("time_steps", "samples"):
-                w.scalar(f"summary/{key}", float(value), T)
-        for site, h in run.histograms.items():
-            w.histogram(f"neuron_rate/{site}", _hist(h["overall"]), T)
-            for t, ht in enumerate(h["per_step"], start=1):
-                w.histogram(f"neuron_rate_per_step/{site}", ht, t)
+        for writer in TAG_WRITERS:
+            writer(run, w)
     finally:
         w.close()
     return logdir

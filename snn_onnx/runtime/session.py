@@ -11,7 +11,7 @@ import onnx
 import onnxruntime as ort
 
 from .. import metadata as md
-from ..conversion.load import load_onnx
+from ..load import load_onnx
 from ..errors import DataError, ModelLoadError, SnnOnnxError
 
 
@@ -92,6 +92,7 @@ class Session:
 
     >>> sess = Session("model.snn.onnx")
     >>> out = sess.run(x)             # x: [B, ...] like the ANN's input
+    >>> out = sess.run(frames)        # an event input: [T*B, ...] or [T, B, ...] (folded here)
     >>> out.outputs["logits"], out.firing_rates()
     """
 
@@ -134,6 +135,14 @@ class Session:
                 raise DataError(f"missing input '{name}' (model inputs: {self.input_names})")
             arr = np.asarray(inputs[name])
             shape = self._input_meta[name].shape
+            if self.input_kinds.get(name) == "event" and arr.ndim == len(shape) + 1:
+                # [T, B, ...] -> [T*B, ...] (time-major, row t*B + b)
+                if arr.shape[0] != self.time_steps:
+                    raise DataError(
+                        f"event input '{name}' has shape {list(arr.shape)}: as [T, B, ...] it needs "
+                        f"T={self.time_steps} frames, got {arr.shape[0]}"
+                    )
+                arr = arr.reshape(arr.shape[0] * arr.shape[1], *arr.shape[2:])
             if len(shape) != arr.ndim or any(isinstance(d, int) and d != a for d, a in zip(shape[1:], arr.shape[1:])):
                 raise DataError(f"input '{name}' has shape {list(arr.shape)}, the model expects {shape}")
             if self.input_kinds.get(name) == "event" and arr.shape[0] % self.time_steps:

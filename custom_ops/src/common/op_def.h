@@ -1,57 +1,102 @@
-// OrtCustomOp definition shared by every op and execution provider: a kernel class supplies
-// its name, provider, inputs and whether it has the optional spike-count output.
+// What every kernel of every op and provider shares: construction (attributes parsed and
+// validated: errors at session creation), the inputs and outputs of a run, validated before
+// anything is allocated (RunIO), and the OrtCustomOp definition ORT registers (OpDef).
 //
-// Kernel requirements:
-//   static constexpr const char* kName, kProvider;
-//   static constexpr size_t kInputs, kRequiredInputs;   // trailing inputs are optional
-//   static constexpr bool kHasCounts;                   // optional output 1: int64 counts
-//   Kernel(const OrtApi&, const OrtKernelInfo*, NodeId) // may throw OpError
-//   OrtStatusPtr ComputeV2(OrtKernelContext*) noexcept  // usually from Guarded<Kernel>
-//
-// kFirstHostInput: inputs from this index on are handed to the kernel in CPU memory even when
-// it runs on a GPU (ORT keeps such initializers on the host): the CUDA ops read and validate
-// their parameters there. The default keeps every input in the provider's memory.
+// A provider's kernel for op Op is Kernel : KernelBase<Kernel, Op> with
+//   static constexpr const char* kProvider;
+//   static constexpr bool kParamsOnHost;   // parameter inputs in CPU memory (the CUDA kernels)
+//   void compute(Ort::KernelContext&, const RunIO<Op>&);   // may throw OpError
+// compute sees x, y and counts in the provider's memory and parameters in host memory.
 #pragma once
 
+#include <array>
 #include <cstddef>
+#include <vector>
 
-#include "op_common.h"
+#include "layout.h"
+#include "ops.h"
 
 namespace snn {
 
-// Base (CRTP) that supplies ComputeV2 for a kernel with a member `NodeId id_` and a method
-// `void compute(Ort::KernelContext&)`: every error becomes an ORT status naming the node.
-// A kernel that keeps both private declares `friend struct Guarded<Kernel>;`.
-template <class Impl>
-struct Guarded {
-  OrtStatusPtr ComputeV2(OrtKernelContext* raw) noexcept {
-    Impl& self = static_cast<Impl&>(*this);
-    return guarded(self.id_, [&] {
-      Ort::KernelContext ctx(raw);
-      self.compute(ctx);
-    });
-  }
+template <class Op>
+struct RunIO {
+  std::vector<int64_t> x_shape;
+  TimeLayout L;
+  const float* x = nullptr;
+  float* y = nullptr;
+  int64_t* counts = nullptr;  // [T, N]; nullptr when the node does not declare counts
+  std::array<HostParam, Op::kParams.size()> params{};
 };
 
-template <class Kernel, size_t kFirstHostInput = static_cast<size_t>(-1)>
-struct OpDef : Ort::CustomOpBase<OpDef<Kernel, kFirstHostInput>, Kernel, /*WithStatus=*/true> {
+// Input `index` as a parameter `spec` of x: layout validated (and values, if spec.positive).
+HostParam read_param(const NodeId& id, Ort::KernelContext& ctx, size_t index, const ParamSpec& spec,
+                     const std::vector<int64_t>& x_shape, int64_t channel_axis);
+
+template <class Impl, class Op>
+class KernelBase {
+ public:
+  using Traits = Op;
+
+  explicit KernelBase(const KernelInfo& k)
+      : id_(k.id), a_(Op::parse(k)), want_counts_(Op::kHasCounts && k.has_output(1)) {}
+
+  OrtStatusPtr ComputeV2(OrtKernelContext* raw) noexcept {
+    return guarded(id_, [&] {
+      Ort::KernelContext ctx(raw);
+      static_cast<Impl&>(*this).compute(ctx, prepare(ctx));
+    });
+  }
+
+ protected:
+  RunIO<Op> prepare(Ort::KernelContext& ctx) const {
+    RunIO<Op> io;
+    Ort::ConstValue x = ctx.GetInput(0);
+    io.x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
+    io.L = time_layout(id_, io.x_shape, a_.time_steps, a_.static_input, want_counts_);
+    for (size_t k = 0; k < Op::kParams.size(); ++k)
+      io.params[k] = read_param(id_, ctx, k + 1, Op::kParams[k], io.x_shape, a_.channel_axis);
+    io.x = x.GetTensorData<float>();
+    Ort::UnownedValue y = ctx.GetOutput(0, y_shape(io.x_shape, io.L));
+    io.y = y.GetTensorMutableData<float>();
+    if (want_counts_) {
+      Ort::UnownedValue c = ctx.GetOutput(1, counts_shape(io.x_shape, io.L));
+      if (static_cast<OrtValue*>(c) != nullptr) io.counts = c.GetTensorMutableData<int64_t>();
+    }
+    return io;
+  }
+
+  NodeId id_;
+  typename Op::Attrs a_;
+  bool want_counts_;
+};
+
+template <class Kernel>
+struct OpDef : Ort::CustomOpBase<OpDef<Kernel>, Kernel, /*WithStatus=*/true> {
+  using Op = typename Kernel::Traits;
+
   // ORT reads the OrtCustomOp fields that exist in this version: pin it to the target API,
   // so headers newer than 1.21 do not make the library require a newer runtime.
   OpDef() { OrtCustomOp::version = kOrtApiTarget; }
 
-  const char* GetName() const { return Kernel::kName; }
+  const char* GetName() const { return Op::kName; }
   const char* GetExecutionProviderType() const { return Kernel::kProvider; }
 
-  size_t GetInputTypeCount() const { return Kernel::kInputs; }
+  size_t GetInputTypeCount() const { return 1 + Op::kParams.size(); }
   ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t i) const {
-    return i < Kernel::kRequiredInputs ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
+    if constexpr (Op::kParams.empty()) {
+      return INPUT_OUTPUT_REQUIRED;
+    } else {
+      return i == 0 || Op::kParams[i - 1].required ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
+    }
   }
+  // Parameters (normally initializers) stay in host memory for a kernel that validates them
+  // there; x and the outputs live in the provider's memory.
   OrtMemType GetInputMemoryType(size_t i) const {
-    return i >= kFirstHostInput ? OrtMemTypeCPUInput : OrtMemTypeDefault;
+    return i >= 1 && Kernel::kParamsOnHost ? OrtMemTypeCPUInput : OrtMemTypeDefault;
   }
 
-  size_t GetOutputTypeCount() const { return Kernel::kHasCounts ? 2 : 1; }
+  size_t GetOutputTypeCount() const { return Op::kHasCounts ? 2 : 1; }
   ONNXTensorElementDataType GetOutputType(size_t i) const {
     return i == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
   }
@@ -61,8 +106,8 @@ struct OpDef : Ort::CustomOpBase<OpDef<Kernel, kFirstHostInput>, Kernel, /*WithS
 
   OrtStatusPtr CreateKernelV2(const OrtApi& api, const OrtKernelInfo* info, void** kernel) const {
     *kernel = nullptr;
-    NodeId id = node_id(api, info, Kernel::kName);
-    return guarded(id, [&] { *kernel = new Kernel(api, info, id); });
+    const KernelInfo k = KernelInfo::of(api, info, Op::kName);
+    return guarded(k.id, [&] { *kernel = new Kernel(k); });
   }
 };
 

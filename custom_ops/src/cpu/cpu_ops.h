@@ -1,24 +1,20 @@
-// The CPU execution provider's ops of the snn_onnx domain.
+// The CPU execution provider's kernels of the snn_onnx ops: one class template, whose compute
+// each op family's file specialises (neurons.cc, multi_threshold.cc, temporal.cc,
+// compensated.cc). register.cc registers Kernel<Op> for every op of AllOps.
 #pragma once
-
-#include <vector>
 
 #include "../common/op_def.h"
 
 namespace snn::cpu {
 
-void add_neuron_ops(std::vector<OrtCustomOp*>& ops);    // IFNeuron, ParaIFNeuron
-void add_temporal_ops(std::vector<OrtCustomOp*>& ops);  // TemporalMean, TemporalDelta
-void add_multi_threshold_ops(std::vector<OrtCustomOp*>& ops);  // MultiThresholdNeuron
-void add_compensated_ops(std::vector<OrtCustomOp*>& ops);  // CompensatedElementwise
+template <class Op>
+struct Kernel : KernelBase<Kernel<Op>, Op> {
+  static constexpr const char* kProvider = "CPUExecutionProvider";
+  static constexpr bool kParamsOnHost = false;
+  using KernelBase<Kernel<Op>, Op>::KernelBase;
+  void compute(Ort::KernelContext& ctx, const RunIO<Op>& io);
+};
 
-inline std::vector<OrtCustomOp*> ops() {
-  std::vector<OrtCustomOp*> v;
-  add_neuron_ops(v);
-  add_temporal_ops(v);
-  add_multi_threshold_ops(v);
-  add_compensated_ops(v);
-  return v;
-}
+SNN_ONNX_FOR_EACH_OP(SNN_ONNX_DECLARE_COMPUTE)
 
 }  // namespace snn::cpu

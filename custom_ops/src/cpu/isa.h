@@ -1,9 +1,9 @@
 // Runtime instruction-set dispatch for the CPU kernels.
 //
 // The library is built for the compiler's baseline ISA (SSE2 on x86-64), so one binary runs
-// on every CPU of its architecture. The hot loops are written once, as always-inline bodies,
-// and instantiated twice: in a baseline function and in a function compiled for AVX2
-// (__attribute__((target("avx2")))); best_isa() picks one at run time with
+// on every CPU of its architecture. Every kernel body (a struct with an always-inline static
+// `run`) is instantiated twice by IsaTask: in a baseline function and in a function compiled
+// for AVX2 (__attribute__((target("avx2")))); isa_task() picks one at run time with
 // __builtin_cpu_supports. AVX2 does not imply FMA, and the library is built with
 // -ffp-contract=off, so both variants round every operation exactly as the scalar code and
 // the NumPy reference do: the choice changes speed, never a spike.
@@ -49,8 +49,27 @@ inline Isa best_isa() noexcept {
   return isa;
 }
 
-inline const char* isa_name(Isa isa) noexcept {
-  return isa == Isa::kAvx2 ? "avx2" : "baseline";
+inline const char* isa_name(Isa isa) noexcept { return isa == Isa::kAvx2 ? "avx2" : "baseline"; }
+
+// A block of work: neurons (or elements) [i0, i0 + len) of samples [b0, b1).
+struct Range {
+  int64_t i0, len, b0, b1;
+};
+
+template <class Args>
+using TaskFn = void (*)(const Args&, const Range&) noexcept;
+
+// Body: `using Args = ...; static SNN_ALWAYS_INLINE void run(const Args&, const Range&) noexcept`.
+template <class Body>
+struct IsaTask {
+  static void baseline(const typename Body::Args& a, const Range& r) noexcept { Body::run(a, r); }
+  SNN_TARGET_AVX2 static void avx2(const typename Body::Args& a, const Range& r) noexcept { Body::run(a, r); }
+};
+
+// Body::run compiled for the best ISA of this CPU.
+template <class Body>
+TaskFn<typename Body::Args> isa_task() {
+  return best_isa() == Isa::kAvx2 ? &IsaTask<Body>::avx2 : &IsaTask<Body>::baseline;
 }
 
 }  // namespace snn::cpu

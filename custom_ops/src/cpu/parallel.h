@@ -1,4 +1,4 @@
-// Work splitting for the CPU kernels.
+// Work splitting for the CPU kernels, and the spike counts they write.
 //
 // Every kernel views x as [T, B, N] (time, batch, neurons) and keeps a neuron's state across
 // the time loop, so tasks are blocks of neurons [i0, i0+len) times a range of samples. When
@@ -9,8 +9,10 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 
-#include "../common/op_common.h"
+#include "../common/layout.h"
+#include "isa.h"
 
 namespace snn::cpu {
 
@@ -26,6 +28,7 @@ struct Plan {
 };
 
 // split_b: tasks may also split the batch (only when no spike counts are written).
+// T*B*N <= kMaxElements (time_layout), so the products here do not overflow.
 inline Plan make_plan(int64_t T, int64_t B, int64_t N, bool split_b) {
   constexpr int64_t kTaskWork = 1 << 17;  // element-steps per task, amortises scheduling
   constexpr int64_t kMaxTasks = 4096;
@@ -48,28 +51,43 @@ inline Plan make_plan(int64_t T, int64_t B, int64_t N, bool split_b) {
   return p;
 }
 
-// Calls f(i0, len, b0, b1) for every task of the plan, in parallel. f must not throw.
-template <class F>
-void run_plan(Ort::KernelContext& ctx, const Plan& p, int64_t N, int64_t B, F&& f) {
+// Runs task(args, range) for every task of the plan, in parallel.
+template <class Args>
+void run_plan(Ort::KernelContext& ctx, const Plan& p, int64_t N, int64_t B, TaskFn<Args> task, const Args& args) {
   struct Job {
     const Plan* p;
     int64_t N, B;
-    F* f;
-  } job{&p, N, B, &f};
-  auto task = [](void* data, size_t k) {
+    TaskFn<Args> task;
+    const Args* args;
+  } job{&p, N, B, task, &args};
+  auto one = [](void* data, size_t k) {
     const Job& j = *static_cast<const Job*>(data);
     const int64_t ib = static_cast<int64_t>(k) % j.p->n_blocks;
     const int64_t bb = static_cast<int64_t>(k) / j.p->n_blocks;
     const int64_t i0 = ib * j.p->block, b0 = bb * j.p->bblock;
-    (*j.f)(i0, std::min(j.p->block, j.N - i0), b0, std::min(b0 + j.p->bblock, j.B));
+    j.task(*j.args, Range{i0, std::min(j.p->block, j.N - i0), b0, std::min(b0 + j.p->bblock, j.B)});
   };
   const size_t n = p.tasks();
   if (n == 0) return;
   if (n == 1) {
-    task(&job, 0);
+    one(&job, 0);
     return;
   }
-  ctx.ParallelFor(task, n, 0, &job);
+  ctx.ParallelFor(one, n, 0, &job);
+}
+
+// An op elementwise across neurons and samples (TemporalMean, TemporalDelta,
+// CompensatedElementwise): x viewed as [T, M], M = B*N; tasks take blocks of the M elements.
+struct StepArgs {
+  const float* x;
+  float* y;
+  int64_t T, M;
+};
+
+template <class Body, class IO>
+void run_elementwise(Ort::KernelContext& ctx, const IO& io) {
+  const StepArgs args{io.x, io.y, io.L.T, io.L.B * io.L.N};
+  run_plan(ctx, make_plan(args.T, 1, args.M, /*split_b=*/false), args.M, 1, isa_task<Body>(), args);
 }
 
 // Expands a scalar or per-channel parameter to the neurons [i0, i0+len).
@@ -79,6 +97,36 @@ inline void fill_param(const float* p, const ParamLayout& L, int64_t i0, int64_t
     return;
   }
   for (int64_t k = 0; k < len; ++k) out[k] = p[((i0 + k) / L.inner) % L.channels];
+}
+
+// Spike counts [T, N] (the optional output 1), summed over the batch. Tasks own whole columns
+// (all samples of a neuron block), so no two tasks add to the same count. They accumulate in
+// int32 scratch (B <= INT32_MAX, time_layout), which keeps the neuron loops in 32-bit lanes
+// (vectorised), and widen their columns into the int64 output at the end.
+struct Counts {
+  int64_t* out = nullptr;  // nullptr: the node does not declare counts
+  int32_t* acc = nullptr;
+  int64_t T = 0, N = 0;
+
+  void zero(int64_t i0, int64_t len) const noexcept {
+    for (int64_t t = 0; t < T; ++t) std::fill_n(acc + t * N + i0, len, 0);
+  }
+  void finish(int64_t i0, int64_t len) const noexcept {
+    for (int64_t t = 0; t < T; ++t) std::copy_n(acc + t * N + i0, len, out + t * N + i0);
+  }
+};
+
+// The counts of a run (out: the output, or nullptr) with their scratch, allocated here, before
+// the tasks run (T*N <= kMaxElements, time_layout).
+inline Counts make_counts(int64_t* out, const TimeLayout& L, std::unique_ptr<int32_t[]>& scratch) {
+  Counts c;
+  if (out == nullptr) return c;
+  scratch.reset(new int32_t[static_cast<size_t>(L.T * L.N)]);
+  c.out = out;
+  c.acc = scratch.get();
+  c.T = L.T;
+  c.N = L.N;
+  return c;
 }
 
 }  // namespace snn::cpu

@@ -1,17 +1,20 @@
 // Host emulation of the CUDA kernels, for tests on machines without a GPU.
 //
-// Runs the kernels' own per-thread bodies (kernels.cuh), through the same plan, grid and
-// dispatch as the GPU launch in kernels.cu / cuda_ops.cc, one thread after another (in reverse
-// order: nothing may depend on thread order). What this does not cover: the CUDA compiler's
-// code generation, the launch itself, and the ONNX Runtime side (stream, memory placement);
-// tests/test_cuda.py runs those on a GPU.
+// Runs the kernels' own per-thread bodies (neurons.cuh, multi_threshold.cuh, temporal.cuh,
+// compensated.cuh), through the same plan, grid and dispatch as the GPU launch in kernels.cu /
+// runtime.h, one thread after another (in reverse order: nothing may depend on thread order).
+// What this does not cover: the CUDA compiler's code generation, the launch itself, and the
+// ONNX Runtime side (stream, memory placement); tests/test_cuda.py runs those on a GPU.
 //
 // Not part of the library: tests/test_cuda.py compiles this file alone,
 //   c++ -std=c++17 -O2 -ffp-contract=off -shared -fPIC -I custom_ops/src emulate.cc
 // and calls it through ctypes. Return value: 0, or kBadPlan for a plan no kernel exists for.
 #include <cstring>
 
-#include "kernels.cuh"
+#include "compensated.cuh"
+#include "multi_threshold.cuh"
+#include "neurons.cuh"
+#include "temporal.cuh"
 
 namespace {
 
@@ -26,16 +29,12 @@ struct HostLauncher {
 };
 
 Param param(const float* data, int64_t channels, int64_t inner) {
-  Param p;
-  p.data = data;
-  p.scalar = channels <= 1;
-  p.channels = channels;
-  p.inner = inner;
-  return p;
+  return {data, channels, inner, channels <= 1};
 }
 
-Grid grid(int64_t T, int64_t B, int64_t N, int64_t* counts, const Plan& p) {
-  Grid g = make_grid(T, B, N, counts, p);
+// The plan and grid of a neuron kernel, counts zeroed where the plan adds into them.
+Grid grid(int64_t T, int64_t B, int64_t N, int static_input, int64_t* counts, const Plan& p) {
+  Grid g = make_grid(T, B, N, static_input != 0, counts, p);
   if (counts_need_zero(g)) std::memset(counts, 0, static_cast<size_t>(T * N) * sizeof(int64_t));
   return g;
 }
@@ -54,8 +53,7 @@ int snn_emu_if(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, 
                int static_input) {
   const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
   IFArgs a;
-  a.g = grid(T, B, N, counts, p);
-  if (static_input) a.g.x_step = 0;
+  a.g = grid(T, B, N, static_input, counts, p);
   a.x = x, a.y = y;
   a.theta = param(theta, channels, inner);
   a.v_init = v_init, a.leak = leak, a.neg_eps = -signed_eps;
@@ -69,14 +67,12 @@ int snn_emu_para(const float* x, float* y, int64_t* counts, int64_t T, int64_t B
                  int64_t resident, int force_bpt, int static_input) {
   const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
   ParaArgs a;
-  a.g = grid(T, B, N, counts, p);
-  if (static_input) a.g.x_step = 0;
+  a.g = grid(T, B, N, static_input, counts, p);
   a.x = x, a.y = y;
   a.pre = param(pre, pre_ch, pre_in);
-  a.has_post = post != nullptr;
-  if (post) a.post = param(post, post_ch, post_in);
-  a.has_bias = bias != nullptr;
-  if (bias) a.bias = param(bias, bias_ch, bias_in);
+  a.post = param(post, post_ch, post_in);
+  a.bias = param(bias, bias_ch, bias_in);
+  a.has_post = post != nullptr, a.has_bias = bias != nullptr;
   a.v_init = v_init;
   HostLauncher l;
   return p.threads > 0 ? dispatch_para(l, a, p) : 0;
@@ -87,7 +83,7 @@ int snn_emu_mt(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, 
                int64_t sn_in, int levels, int64_t resident, int force_bpt) {
   const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
   MTArgs a;
-  a.g = grid(T, B, N, counts, p);
+  a.g = grid(T, B, N, 0, counts, p);
   a.x = x, a.y = y;
   a.pos = param(sp, sp_ch, sp_in);
   a.neg = param(sn, sn_ch, sn_in);
@@ -103,11 +99,13 @@ int snn_emu_temporal(int delta, const float* x, float* y, int64_t T, int64_t M) 
   return delta ? l.run<DeltaBody>(a, M) : l.run<MeanBody>(a, M);
 }
 
+// fn: index into the `function` values (common/ops.h kElementwiseFunctions).
 int snn_emu_compensated(int fn, const float* x, float* y, int64_t T, int64_t M) {
+  if (fn < 0 || fn >= snn::kNumFunctions) return kBadPlan;
   CompArgs a;
-  a.x = x, a.y = y, a.T = T, a.M = M, a.fn = fn;
+  a.x = x, a.y = y, a.T = T, a.M = M;
   HostLauncher l;
-  return l.run<CompBody>(a, M);
+  return dispatch_compensated(l, a, static_cast<snn::Fn>(fn));
 }
 
 // The plan the GPU would use: writes bpt, groups, threads, counts_direct.

@@ -1,4 +1,5 @@
-// The CUDA kernels: each __global__ function runs one body of kernels.cuh per thread.
+// The CUDA kernels: each __global__ function runs one body (neurons.cuh, multi_threshold.cuh,
+// temporal.cuh, compensated.cuh) per thread.
 // Compiled with --fmad=false (see custom_ops/cmake/cuda.cmake): bit-exact spikes need every
 // product rounded before it is added.
 #include <climits>
@@ -59,9 +60,9 @@ cudaError_t launch_temporal_delta(const TemporalArgs& a, cudaStream_t s) {
   return static_cast<cudaError_t>(l.run<DeltaBody>(a, a.M));
 }
 
-cudaError_t launch_compensated(const CompArgs& a, cudaStream_t s) {
+cudaError_t launch_compensated(const CompArgs& a, Fn fn, cudaStream_t s) {
   GpuLauncher l{s};
-  return static_cast<cudaError_t>(l.run<CompBody>(a, a.M));
+  return result(dispatch_compensated(l, a, fn));
 }
 
 }  // namespace snn::cuda

@@ -1,11 +1,14 @@
-// Host entry points of the CUDA kernels (kernels.cu), called by the ONNX Runtime ops in
-// cuda_ops.cc. Each enqueues one kernel on `stream` and returns the launch's error code;
-// nothing waits for the GPU.
+// Host entry points of the CUDA kernels (kernels.cu), called by the ONNX Runtime ops
+// (neurons.cc, multi_threshold.cc, temporal.cc, compensated.cc). Each enqueues one kernel on
+// `stream` and returns the launch's error code; nothing waits for the GPU.
 #pragma once
 
 #include <cuda_runtime_api.h>
 
-#include "kernels.cuh"
+#include "compensated.cuh"
+#include "multi_threshold.cuh"
+#include "neurons.cuh"
+#include "temporal.cuh"
 
 namespace snn::cuda {
 
@@ -14,6 +17,6 @@ cudaError_t launch_para(const ParaArgs& a, const Plan& p, cudaStream_t s);
 cudaError_t launch_mt(const MTArgs& a, const Plan& p, cudaStream_t s);
 cudaError_t launch_temporal_mean(const TemporalArgs& a, cudaStream_t s);
 cudaError_t launch_temporal_delta(const TemporalArgs& a, cudaStream_t s);
-cudaError_t launch_compensated(const CompArgs& a, cudaStream_t s);
+cudaError_t launch_compensated(const CompArgs& a, Fn fn, cudaStream_t s);
 
 }  // namespace snn::cuda

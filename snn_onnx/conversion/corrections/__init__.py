@@ -35,16 +35,35 @@ THRESHOLD_METHODS = ("mse", "ltb")
 
 __all__ = [
     "CorrectionConfig", "THRESHOLD_METHODS", "ThresholdSite", "apply", "bias_correction", "ltb_thresholds",
-    "mse_thresholds", "neuron_quantizer", "potential_correction", "site_thresholds", "threshold_shift",
+    "mse_thresholds", "neuron_quantizer", "potential_correction", "refuse_for_multi_threshold", "site_thresholds",
+    "threshold_shift",
 ]
 
 
+def refuse_for_multi_threshold(calibration: CalibrationConfig, corrections: CorrectionConfig) -> None:
+    """Threshold methods and corrections of IF / ParaIF neurons do not apply to transformer mode."""
+    from ...errors import ConversionError
+
+    if calibration.method in THRESHOLD_METHODS:
+        raise ConversionError(f"calibration method '{calibration.method}' sets IF / ParaIF thresholds (cnn mode); "
+                              "multi-threshold neurons (transformer mode) are calibrated by percentile "
+                              "(MultiThresholdConfig / --mt-percentile)")
+    if corrections.active:
+        raise ConversionError("the bias / potential corrections and the threshold shift apply to IF / ParaIF "
+                              "neurons (cnn mode), not to the multi-threshold neurons of transformer mode")
+
+
 def site_thresholds(ann: onnx.ModelProto, sites: list[Any], requests: list[SiteRequest], inputs: dict[str, np.ndarray],
-                    config: CalibrationConfig, time_steps: int, v_init: float | None, progress=None) -> dict[str, Any]:
+                    config: CalibrationConfig, time_steps: int | None, v_init: float | None,
+                    progress=None) -> dict[str, Any]:
     """Thresholds of the calibrated CNN sites by ``config.method``: ``max`` / ``percentile``
     (``calibrate.collect``), ``mse`` or ``ltb``. ``sites`` are the rule's sites (for ``ltb``,
     which clips each activation chain), ``requests`` their calibration requests."""
     if config.method == "mse":
+        if time_steps is None:
+            from ...errors import CalibrationError
+
+            raise CalibrationError("the mse threshold method fits the neuron at T steps: give time_steps")
         return mse_thresholds(ann, requests, inputs, config, time_steps, 0.5 if v_init is None else v_init, progress)
     if config.method == "ltb":
         tsites = [ThresholdSite(s.name, s.input.name, tuple(n.outputs[0].name for n in s.nodes), r.channel_axis)

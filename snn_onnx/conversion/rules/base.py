@@ -8,11 +8,12 @@ In the style of onnxscript's rewriter: a rule's ``match`` finds candidate places
 
 from __future__ import annotations
 
-import ast
 from dataclasses import dataclass, field
 from typing import Any
 
 import onnx_ir as ir
+
+from ...naming import readable_name  # noqa: F401  (re-exported for the rules)  # noqa
 
 
 @dataclass
@@ -59,24 +60,6 @@ RULE_TAG = "snn_onnx.rule"
 def tag(node: ir.Node, rule: str) -> ir.Node:
     node.metadata_props[RULE_TAG] = rule
     return node
-
-
-def readable_name(node: ir.Node) -> str:
-    """The module path of the activation when the exporter recorded it, else the node name:
-    torch's dynamo exporter keeps name scopes in metadata ("layer1.0.act1"); the TorchScript
-    exporter names nodes "/layer1/layer1.0/act1/Mul_2"."""
-    scopes = node.metadata_props.get("pkg.torch.onnx.name_scopes")
-    if scopes:
-        try:
-            parts = [p for p in ast.literal_eval(scopes) if p]
-        except (ValueError, SyntaxError):
-            parts = []
-        if len(parts) >= 2:
-            return parts[-2]
-    name = node.name or node.op_type
-    if name.startswith("/") and name.count("/") >= 2:
-        return name[1:].rsplit("/", 1)[0]
-    return name
 
 
 def unique_name(base: str, taken: set[str]) -> str:

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import onnx_ir as ir
 
-from .. import ops_table
-from ..graph_utils import const_array, is_float
+from ...ops import onnx_table
+from ..graph_utils import const_array, is_float, reachable
 
 
 @dataclass
@@ -24,11 +24,11 @@ class Chain:
 
     @property
     def quantizing(self) -> list[ir.Node]:
-        return [n for n in self.nodes if n.op_type in ops_table.QUANTIZING_OPS]
+        return [n for n in self.nodes if n.op_type in onnx_table.QUANTIZING_OPS]
 
 
 def _chain_op(node: ir.Node) -> bool:
-    entry = ops_table.info(node.op_type, node.domain)
+    entry = onnx_table.info(node.op_type, node.domain)
     return entry is not None and entry.chain and len(node.outputs) == 1 and not node.attributes.get("training_mode")
 
 
@@ -52,8 +52,8 @@ def _only_use(value: ir.Value) -> ir.Node | None:
 
 
 def is_nonaffine(node: ir.Node) -> bool:
-    entry = ops_table.info(node.op_type, node.domain)
-    return entry is not None and entry.role != ops_table.AFFINE and node.op_type not in ("Mul", "Div")
+    entry = onnx_table.info(node.op_type, node.domain)
+    return entry is not None and entry.role != onnx_table.AFFINE and node.op_type not in ("Mul", "Div")
 
 
 def find_chains(graph: ir.Graph) -> list[Chain]:
@@ -90,12 +90,9 @@ def after_synapse(graph: ir.Graph) -> set[ir.Value]:
     """Values computed from the output of a weight layer (Conv, Gemm, MatMul, …) on a data
     path: where an activation is a neuron's input. Chains before any weight layer act on the
     static input (input quantizers, normalisation): they run once and stay as they are."""
-    synaptic = ops_table.ops_with(cost=ops_table.SYNAPTIC)
-    out: set[ir.Value] = set()
-    for node in graph:
-        if node.op_type in ops_table.SHAPE_OPS:
-            continue
-        data = [v for v in node.inputs if v is not None and const_array(v) is None]
-        if (node.op_type in synaptic and data) or any(v in out for v in data):
-            out.update(node.outputs)
-    return out
+    synaptic = onnx_table.ops_with(cost=onnx_table.SYNAPTIC)
+
+    def weight_layer(node: ir.Node) -> bool:
+        return node.op_type in synaptic and any(v is not None and const_array(v) is None for v in node.inputs)
+
+    return reachable(graph, starts=weight_layer)

@@ -343,7 +343,6 @@ def _split_offset(raw: np.ndarray, j1: np.ndarray, d_in: np.ndarray) -> tuple[np
 
 def _jumps(f: ChainEvaluator, grid: np.ndarray, vals: np.ndarray, lv: np.ndarray) -> np.ndarray:
     """The smallest input reaching each level k = 1..L, per channel, to the float."""
-    L = lv.shape[0] - 1
     mid = (lv[:-1] + lv[1:]) / 2  # [L, C]
     lo = np.empty_like(mid)
     hi = np.empty_like(mid)

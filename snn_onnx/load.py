@@ -6,7 +6,7 @@ from pathlib import Path
 
 import onnx
 
-from ..errors import ModelLoadError
+from .errors import ModelLoadError
 
 
 def load_onnx(path: str | Path) -> onnx.ModelProto:

@@ -1,0 +1,51 @@
+"""``snn_onnx.convert``: the converter for any model a user holds.
+
+It resolves the model (an .onnx file, a ModelProto, a torch module, a timm name, a
+``module:factory`` path or a Hugging Face folder, through ``snn_onnx.export``) and text data
+(sentences tokenised for a Hugging Face folder, ``snn_onnx.data.text``), then runs the
+conversion pipeline on the ONNX model (``snn_onnx.conversion.pipeline.convert``), which knows
+neither torch nor tokenisers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from .conversion import pipeline
+from .conversion.pipeline import ConversionResult
+
+HF_FOLDER_KEY = "snn_onnx.hf.folder"
+
+
+def convert(model: str | Path | onnx.ModelProto | Any, *, input_shape: tuple[int, ...] | None = None,
+            data: Any = None, source_name: str | None = None, data_source: str | None = None,
+            **options: Any) -> ConversionResult:
+    """Convert an ANN to a spiking ONNX model.
+
+    ``model``: path to an .onnx file, an ``onnx.ModelProto``, a torch ``nn.Module`` (needs
+    ``input_shape`` without the batch axis), a timm model name, a ``module:factory`` path or a
+    Hugging Face model folder. ``data``: calibration samples (an array, a dict or ``.npz`` by
+    input name, a ``snn_onnx.data`` dataset, or sentences for a Hugging Face folder; a text
+    encoder without data takes the bundled calibration sentences). Every other option is
+    :func:`snn_onnx.conversion.pipeline.convert`'s (time_steps, neuron, calibration, output,
+    mode, parity_gate, …)."""
+    from .export import resolve_model  # lazy: torch only when needed
+
+    pipeline.check_output_path(options.get("output"), options.get("force", False))  # before any export
+    ann = resolve_model(model, input_shape=input_shape)
+    source_name = source_name or (str(model) if isinstance(model, (str, Path)) else type(model).__name__)
+    folder = next((p.value for p in ann.metadata_props if p.key == HF_FOLDER_KEY), None)
+    if folder is not None and (data is None or _sentences(data)):
+        from .data.text import CALIBRATION, tokenize
+
+        if data is None:
+            data, data_source = list(CALIBRATION), data_source or "bundled sentences"
+        data = tokenize(folder, list(data), input_names=pipeline.graph_input_names(ann))
+    return pipeline.convert(ann, data=data, source_name=source_name, data_source=data_source, **options)
+
+
+def _sentences(data: Any) -> bool:
+    return isinstance(data, (list, tuple)) and bool(data) and all(isinstance(s, str) for s in data)
