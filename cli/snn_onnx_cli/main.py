@@ -228,8 +228,9 @@ def _transformer_options(fn):
             click.option("--mt-percentile", type=float, default=99.0, show_default=True,
                          help="Upper calibration percentile of the multi-threshold neurons."),
             click.option("--mt-lower-percentile", type=float, default=None, help="Lower percentile (default 100 - --mt-percentile)."),
-            click.option("--anchor-level", type=int, default=2, show_default=True,
-                         help="Level k whose value s*2^k is the calibrated percentile."),
+            click.option("--anchor-level", type=int, default=None,
+                         help="Level k whose value s*2^k is the calibrated percentile (default 3, or the top level "
+                         "with fewer levels)."),
             click.option("--mt-sites", type=click.Choice(["all", "linear"]), default="all", show_default=True,
                          help="Neurons on Linear inputs and attention operands (all) or Linear inputs only."),
             click.option("--fused", is_flag=True, help="Use fused compensation kernels where they exist."),
