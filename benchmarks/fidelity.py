@@ -336,6 +336,14 @@ def main(argv=None) -> int:
                        "snn_onnx": snn_onnx.__version__, "spikingjelly": getattr(spikingjelly, "__version__", "2.0"),
                        "seconds": time.perf_counter() - t_start, "quick": args.quick}
     args.out.mkdir(parents=True, exist_ok=True)
+    old = args.out / "fidelity.json"
+    if old.exists() and parts != {"digits", "timm", "sj", "minilm"}:  # a partial rerun keeps the other parts
+        prev = json.loads(old.read_text())
+        if prev.get("steps") == results["steps"]:
+            results["networks"] = {**prev.get("networks", {}), **results["networks"]}
+            if "minilm" not in results and "minilm" in prev:
+                results["minilm"] = prev["minilm"]
+            results["meta"]["seconds"] += prev.get("meta", {}).get("seconds", 0.0)
     (args.out / "fidelity.json").write_text(json.dumps(results, indent=1, default=float))
     (args.out / "fidelity.md").write_text(render(results))
     log(f"wrote {args.out / 'fidelity.md'} in {results['meta']['seconds'] / 60:.0f} min")
@@ -354,6 +362,11 @@ TITLES = {
 
 def _pct(v) -> str:
     return f"{100 * v:.1f}"
+
+
+def _at(d: dict, t):
+    """A per-T value (int keys in memory, str keys once read back from JSON)."""
+    return d[t] if t in d else d[str(t)]
 
 
 def render(res: dict) -> str:
@@ -377,7 +390,7 @@ def render(res: dict) -> str:
             if "error" in r:
                 L.append(f"| {r['who']} | {r['neuron']} | {r['method']} | " + f"fails: {r['error']} |" + " |" * (len(steps) - 1))
                 continue
-            cells = [(f"{_pct(r['acc'][t])} / {_pct(r['agree'][t])}" if labelled else _pct(r["agree"][t])) for t in steps]
+            cells = [(f"{_pct(_at(r['acc'], t))} / {_pct(_at(r['agree'], t))}" if labelled else _pct(_at(r["agree"], t))) for t in steps]
             L.append(f"| {r['who']} | {r['neuron']} | {r['method']} | " + " | ".join(cells) + " |")
         L += [""] + _summary(net, steps) + [""]
     if "minilm" in res:
@@ -394,18 +407,18 @@ def _summary(net: dict, steps) -> list[str]:
     ours_rows = [r for r in net["rows"] if r["who"] == "snn-onnx" and "error" not in r]
     for neuron in sorted({r["neuron"] for r in ours_rows}):
         rows = [r for r in ours_rows if r["neuron"] == neuron]
-        best = max(rows, key=lambda r: np.mean([r["agree"][t] for t in steps]))
+        best = max(rows, key=lambda r: np.mean([_at(r["agree"], t) for t in steps]))
         base = next(r for r in rows if r["method"] == "max")
         out.append(f"* {neuron}: best mean agreement over T: **{best['method']}** (" + ", ".join(
-            f"T={t} {_pct(best['agree'][t])}" for t in steps) + f"; max: " + ", ".join(
-            _pct(base["agree"][t]) for t in steps) + ").")
+            f"T={t} {_pct(_at(best['agree'], t))}" for t in steps) + f"; max: " + ", ".join(
+            _pct(_at(base["agree"], t)) for t in steps) + ").")
     if net["ann_accuracy"] is not None and 32 in steps:
         ann = net["ann_accuracy"]
         for r in ours_rows:
             if r["method"] in ("mse, per channel",):
-                ratio = r["acc"][32] / ann
+                ratio = _at(r["acc"], 32) / ann
                 out.append(f"* Target (SNN accuracy ≥ 99 % of the ANN's at T = 32), {r['neuron']}, {r['method']}: "
-                           f"{_pct(r['acc'][32])} / {_pct(ann)} = {100 * ratio:.1f} % — "
+                           f"{_pct(_at(r['acc'], 32))} / {_pct(ann)} = {100 * ratio:.1f} % — "
                            + ("met." if ratio >= 0.99 else f"missed by {100 * (0.99 - ratio):.1f} points."))
     return out
 
@@ -423,7 +436,7 @@ def _minilm_section(mm: dict) -> list[str]:
     for r in mm["rows"]:
         c = r["cosine_mean"]
         L.append(f"| {r['config']} | {r['sites']} | {r['ran_on']} | " + " | ".join(
-            f"{c[t] if t in c else c[str(t)]:.4f}" for t in MT_STEPS) + f" | {r['cosine_min'][16]:.4f} |")
+            f"{_at(c, t):.4f}" for t in MT_STEPS) + f" | {_at(r['cosine_min'], 16):.4f} |")
     return L + [""]
 
 
