@@ -21,7 +21,7 @@ from onnx import helper
 from ...errors import CalibrationError
 from ..calibrate import CalibrationConfig, SiteRequest, collect
 
-_SAMPLE_CAP = 1 << 18  # positive values kept per site (or per channel column set) for the search
+_SAMPLE_CAP = 1 << 20  # values kept per site (all channels together) for the search
 MSE_STEPS = 95  # candidates max·(1 − 0.01·i), i = 0 … 94 (Li et al.'s grid)
 LTB_EPS = 1e-6
 
@@ -55,7 +55,7 @@ class MSEStats:
         self.T, self.v_init = time_steps, v_init
         self.max: np.ndarray | None = None
         self.samples: list[np.ndarray] = []
-        self.per_batch = max(1, _SAMPLE_CAP // max(1, n_batches))
+        self.n_batches = max(1, n_batches)
 
     def update(self, x: np.ndarray) -> None:
         x = np.asarray(x, dtype=np.float32)
@@ -68,13 +68,14 @@ class MSEStats:
             xc = x.reshape(1, -1)
         m = xc.max(axis=1)
         self.max = m if self.max is None else np.maximum(self.max, m)
-        if xc.shape[1] > self.per_batch:
-            xc = xc[:, self.rng.choice(xc.shape[1], self.per_batch, replace=False)]
+        per_batch = max(256, _SAMPLE_CAP // (self.n_batches * xc.shape[0]))  # columns kept per batch
+        if xc.shape[1] > per_batch:
+            xc = xc[:, self.rng.choice(xc.shape[1], per_batch, replace=False)]
         self.samples.append(xc)
 
     def threshold(self) -> tuple[np.ndarray, list[int]]:
-        x = np.concatenate(self.samples, axis=1).astype(np.float64)
-        x = np.where(x > 0, x, 0.0)  # zeros cost nothing at any threshold
+        x = np.concatenate(self.samples, axis=1)
+        x = np.where(x > 0, x, 0.0).astype(np.float32)  # zeros cost nothing at any threshold
         top = self.max.astype(np.float64)
         dead = [int(i) for i in np.flatnonzero(~(top > 0))]
         top = np.where(top > 0, top, np.nan)
@@ -83,7 +84,8 @@ class MSEStats:
         for i in range(MSE_STEPS):
             th = top * (1.0 - 0.01 * i)
             with np.errstate(invalid="ignore"):
-                err = np.sum((x - neuron_quantizer(x, th[:, None], self.T, self.v_init)) ** 2, axis=1)
+                d = x - neuron_quantizer(x, th[:, None].astype(np.float32), self.T, self.v_init)
+                err = np.einsum("ij,ij->i", d, d, dtype=np.float64)
             better = err < best_err
             best = np.where(better, th, best)
             best_err = np.where(better, err, best_err)
