@@ -79,7 +79,7 @@ def test_mse_threshold_is_the_least_squared_error_of_the_grid():
     rng = np.random.default_rng(0)
     x = np.concatenate([rng.exponential(1.0, 20000), -rng.exponential(1.0, 20000), [40.0]]).astype(np.float32)
     for T in (4, 16):
-        st = MSEStats(SiteRequest("s", "v", 1), CalibrationConfig(method="mse"), 1, rng, T, 0.5)
+        st = MSEStats(SiteRequest("s", "v", 1), CalibrationConfig(method="mse", per_channel=False), 1, rng, T, 0.5)
         st.update(x.reshape(1, -1))
         th, dead = st.threshold()
         pos = np.maximum(x.astype(np.float64), 0)
@@ -273,17 +273,22 @@ def test_refusals(digits):
         CorrectionConfig(samples=0)
 
 
-def test_transformer_mode_refuses_cnn_calibration():
+def test_transformer_mode_refuses_corrections(tmp_path):
+    from click.testing import CliRunner
+    from snn_onnx_cli.main import cli
+
     from snn_onnx_models.digits_vit import digits_vit_path
 
     from snn_onnx import data
 
     x = data.load("digits", "train", limit=16).x
     vit = onnx.load(str(digits_vit_path()))
-    with pytest.raises(ConversionError, match="cnn mode"):
-        snn_onnx.convert(vit, time_steps=4, data=x, calibration=CalibrationConfig(method="ltb"))
     with pytest.raises(ConversionError, match="transformer mode"):
         snn_onnx.convert(vit, time_steps=4, data=x, corrections=CorrectionConfig(bias=True))
+    for flags in (["--calib-method", "ltb"], ["--bias-correction"]):
+        r = CliRunner().invoke(cli, ["convert", str(digits_vit_path()), "--mode", "transformer", "--data", "digits",
+                                     "--num-calib", "16", "-T", "2", "-o", str(tmp_path / "v.onnx"), "--quiet", *flags])
+        assert r.exit_code != 0 and "does not apply" in r.stderr, (flags, r.stderr)
 
 
 def test_cli_flags(tmp_path):

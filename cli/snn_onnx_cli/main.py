@@ -206,12 +206,14 @@ def _model_options(fn):
 def _calib_options(fn):
     for opt in reversed(
         [
-            click.option("--calib-method", type=click.Choice(["max", "percentile", "mse", "ltb"]), default="max",
+            click.option("--calib-method", type=click.Choice(["max", "percentile", "mse", "ltb"]), default="mse",
                          show_default=True, help="Thresholds of the calibrated IF / ParaIF neurons (CNN mode): max, "
                          "percentile, least squared error at T (mse), local threshold balancing (ltb); docs/fidelity.md."),
             click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.99, show_default=True,
                          help="With --calib-method percentile."),
-            click.option("--per-channel", is_flag=True, help="One threshold per channel."),
+            click.option("--per-channel/--per-tensor", default=True, show_default=True,
+                         help="IF / ParaIF thresholds per channel or one per layer (CNN mode); in transformer mode "
+                         "--per-channel gives Linear inputs one scale pair per feature."),
             click.option("--num-calib", type=click.IntRange(min=1), default=256, show_default=True, help="Calibration samples."),
         ]
     ):
@@ -345,7 +347,8 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
                 ds = _load_data(source, "train", num_calib, ann, timm_name=None if is_example or ":" in model else model)
                 source = ds.name if source != "random" else "random"
         cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel, num_samples=num_calib)
-        mt = _mt_config(levels, mt_percentile, mt_lower_percentile, anchor_level, mt_sites, per_channel)
+        mt = _mt_config(levels, mt_percentile, mt_lower_percentile, anchor_level, mt_sites,
+                        per_channel and given("per_channel"))  # per tensor unless asked: CNN and MT defaults differ
         with progress.step("convert"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the summary prints them
             res = do_convert(ann, time_steps=time_steps, neuron=cfg, data=ds, calibration=cal, output=None,

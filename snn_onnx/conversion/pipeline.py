@@ -251,7 +251,7 @@ def convert(
                                  calibration, time_steps=time_steps)
         corrections = corrections or CorrectionConfig()
         if conv_mode.name == "transformer":
-            refuse_for_multi_threshold(calibration, corrections)
+            refuse_for_multi_threshold(corrections)
         sites = conv_mode.sites(clean.model.graph)
     warn = list(clean.warnings)
     provenance = _provenance(ann, provenance, warn)

@@ -40,14 +40,11 @@ __all__ = [
 ]
 
 
-def refuse_for_multi_threshold(calibration: CalibrationConfig, corrections: CorrectionConfig) -> None:
-    """Threshold methods and corrections of IF / ParaIF neurons do not apply to transformer mode."""
+def refuse_for_multi_threshold(corrections: CorrectionConfig) -> None:
+    """The corrections of IF / ParaIF neurons do not apply to transformer mode. (The threshold
+    method, like max and percentile, sets CNN thresholds only: the CLI refuses it when given.)"""
     from ...errors import ConversionError
 
-    if calibration.method in THRESHOLD_METHODS:
-        raise ConversionError(f"calibration method '{calibration.method}' sets IF / ParaIF thresholds (cnn mode); "
-                              "multi-threshold neurons (transformer mode) are calibrated by percentile "
-                              "(MultiThresholdConfig / --mt-percentile)")
     if corrections.active:
         raise ConversionError("the bias / potential corrections and the threshold shift apply to IF / ParaIF "
                               "neurons (cnn mode), not to the multi-threshold neurons of transformer mode")
