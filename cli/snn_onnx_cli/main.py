@@ -498,6 +498,11 @@ def info(model, as_json):
         cal = meta.get("calibration", {})
         click.echo(f"calibration: {cal.get('method')} on {cal.get('num_samples')} samples, "
                    f"per-channel={cal.get('per_channel')}; {cal.get('sites_from_ann', 0)} thresholds from the ANN (QCFS/clip)")
+        corr = cal.get("corrections")
+        if corr:  # docs/calibration.md
+            done = [k for k in ("shift", "bias", "potential") if corr.get(k)]
+            click.echo(f"corrections: {', '.join(done)} at {len(corr.get('sites', []))} neurons"
+                       + (f" (measured on {corr['samples']} samples)" if corr.get("bias") or corr.get("potential") else ""))
         for line in format_parity(meta.get("parity", {})):
             click.echo(line)
         prov = meta.get("provenance", {})
