@@ -2,7 +2,7 @@
 """Render run reports in headless Chromium at 1400 px: check that every plot decodes and shows,
 that the page needs no horizontal scrolling and has no script error, and write screenshots.
 
-    PYTHONPATH=.:models:cli python scripts/report_screenshot.py [--preset example|resnet18|vit_tiny|all]
+    PYTHONPATH=.:models:cli python scripts/report_screenshot.py [--preset example|resnet18|potentials|vit_tiny|all]
 
 Presets (each is one `snn-onnx report` command):
 
@@ -12,6 +12,9 @@ Presets (each is one `snn-onnx report` command):
   random inputs -> docs/report_resnet18.png
 * ``vit_tiny`` — timm vit_tiny_patch16_224, **random init**, transformer mode at T = 8, on
   random inputs (the conversion takes minutes) -> docs/report_vit_tiny.png
+* ``potentials`` — the ``resnet18`` run with ``--potentials`` (membrane-potential histograms and
+  near-threshold fractions of 17 layers; random init, so the values mean nothing)
+  -> docs/report_potentials.png
 
 Random-init weights and random inputs check the report's layout at real depths; their
 accuracies mean nothing (the reports say so). Needs Chromium (Debian: apt-get install chromium).
@@ -41,6 +44,11 @@ PRESETS = {
                  "--limit", "32", "-T", "8", "--neuron", "paraif", "--exporter", "legacy"],
         "out": "report_resnet18.png",
     },
+    "potentials": {
+        "args": ["resnet18", "--input-shape", "3,32,32", "--num-classes", "10", "--qcfs-levels", "8", "--data", "random",
+                 "--limit", "32", "-T", "8", "--neuron", "paraif", "--exporter", "legacy", "--potentials"],
+        "out": "report_potentials.png",
+    },
     "vit_tiny": {
         "args": ["vit_tiny_patch16_224", "--data", "random", "--limit", "8", "-T", "8", "--batch-size", "4"],
         "out": "report_vit_tiny.png",
@@ -62,7 +70,9 @@ def run_preset(name: str, runs: Path, out_dir: Path) -> int:
         if res.exit_code != 0:
             print(res.stderr if hasattr(res, "stderr") else "", file=sys.stderr)
             return 1
-    page = Path(res.output.strip().split()[1]) / "report.html"
+    # the last "wrote <folder> (open …)" line (warnings, e.g. random-init weights, may come first)
+    wrote = [ln for ln in res.output.splitlines() if ln.startswith("wrote ")]
+    page = Path(wrote[-1].split()[1]) / "report.html"
     check = check_html(page, width=WIDTH)
     for img in check.images:
         print(f"  image {img['alt']}: {img['width']}x{img['height']} decoded, shown {img['shown']:.0f} px wide")

@@ -43,5 +43,8 @@ SNN_ONNX_EMU_CXXFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -f
     tests/test_kernels.py tests/test_library.py tests/test_multi_threshold.py tests/test_ops_fuzz.py \
     "tests/test_compensation.py::test_fused_kernel_matches_reference" \
     "tests/test_compensation.py::test_fused_kernel_bad_input" \
+    "tests/test_potentials.py::test_kernel_potentials_match_the_reference" \
+    "tests/test_potentials.py::test_kernel_potentials_with_nan_and_inf" \
+    "tests/test_potentials.py::test_kernel_potentials_threads_agree" \
     tests/test_cuda.py -k "not build_compiles and not test_cuda_"
 echo "sanitize_ops.sh: no sanitizer findings"

@@ -10,9 +10,11 @@ from .errors import (
     ConversionError,
     DataError,
     LibraryNotFoundError,
+    MemoryLimitError,
     ModelLoadError,
     OptionalDependencyError,
     OutputExistsError,
+    OutputWriteError,
     SnnOnnxError,
     UnsupportedOpError,
 )
@@ -51,4 +53,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'snn_onnx' has no attribute {name!r}")
 
 
-__all__ = sorted({*_LAZY, "CalibrationConfig", "CalibrationError", "ConversionError", "ConversionResult", "DataError", "LibraryNotFoundError", "ModelLoadError", "NeuronConfig", "OptionalDependencyError", "OutputExistsError", "Session", "SnnOnnxError", "SnnOutput", "UnsupportedOpError", "__version__", "convert", "library_path", "session_options"})
+__all__ = sorted({*_LAZY, "CalibrationConfig", "CalibrationError", "ConversionError", "ConversionResult", "DataError", "LibraryNotFoundError", "MemoryLimitError", "ModelLoadError", "NeuronConfig", "OptionalDependencyError", "OutputExistsError", "OutputWriteError", "Session", "SnnOnnxError", "SnnOutput", "UnsupportedOpError", "__version__", "convert", "library_path", "session_options"})

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import onnx
 
 from .conversion import pipeline
@@ -34,7 +35,7 @@ def convert(model: str | Path | onnx.ModelProto | Any, *, input_shape: tuple[int
     mode, parity_gate, …)."""
     from .export import resolve_model  # lazy: torch only when needed
 
-    pipeline.check_output_path(options.get("output"), options.get("force", False))  # before any export
+    check_options(options)  # before any export
     ann = resolve_model(model, input_shape=input_shape)
     source_name = source_name or (str(model) if isinstance(model, (str, Path)) else type(model).__name__)
     folder = next((p.value for p in ann.metadata_props if p.key == HF_FOLDER_KEY), None)
@@ -49,3 +50,28 @@ def convert(model: str | Path | onnx.ModelProto | Any, *, input_shape: tuple[int
 
 def _sentences(data: Any) -> bool:
     return isinstance(data, (list, tuple)) and bool(data) and all(isinstance(s, str) for s in data)
+
+
+MODES = ("auto", "cnn", "transformer")
+
+
+def check_options(options: dict[str, Any]) -> None:
+    """What can be refused without the model: unknown options, T, the neuron, the mode, the
+    output path (so that a bad value never waits for an export or a calibration)."""
+    import inspect
+
+    from .errors import ConversionError
+    from .ops.schema import MAX_TIME_STEPS
+
+    known = set(inspect.signature(pipeline.convert).parameters) - {"model"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"convert() got unexpected keyword argument(s) {unknown}")
+    t = options.get("time_steps", 8)
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t <= MAX_TIME_STEPS:
+        raise ConversionError(f"time steps T must be an integer in [1, {MAX_TIME_STEPS}], got {t!r}")
+    if isinstance(options.get("neuron"), str):
+        pipeline.NeuronConfig(kind=options["neuron"])
+    if options.get("mode", "auto") not in MODES:
+        raise ConversionError(f"mode must be one of {', '.join(MODES)}, got {options['mode']!r}")
+    pipeline.check_output_path(options.get("output"), options.get("force", False))

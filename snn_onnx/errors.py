@@ -44,6 +44,14 @@ class OutputExistsError(SnnOnnxError):
     """The output path exists and overwriting was not asked for."""
 
 
+class OutputWriteError(SnnOnnxError):
+    """An output file could not be written (disk full, the folder became read-only ...)."""
+
+
+class MemoryLimitError(SnnOnnxError):
+    """A run would need more memory than the machine has (the estimate, before running)."""
+
+
 class DataError(SnnOnnxError):
     """A data source is missing or does not fit the model's input."""
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 import ast
 
 SCOPES_KEY = "pkg.torch.onnx.name_scopes"
+# metadata key on every node the converter makes or wraps: the rule or stage that did it
+# (activation, multi_threshold, compensation, time_entry, time_exit); the energy report reads it
+RULE_TAG = "snn_onnx.rule"
 
 
 def readable(name: str, op_type: str, scopes: str | None = None) -> str:

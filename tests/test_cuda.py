@@ -170,12 +170,13 @@ class Emu:
 
     def __init__(self, path):
         self.lib = lib = ctypes.CDLL(path)
+        # the last argument of the neurons: the membrane potentials (None: not declared)
         lib.snn_emu_if.argtypes = [P_F, P_F, P_I64, I64, I64, I64, P_F, I64, I64, C_F, C_F, C_INT, C_F,
-                                   C_INT, I64, C_INT, C_INT]
+                                   C_INT, I64, C_INT, C_INT, P_F]
         lib.snn_emu_para.argtypes = [P_F, P_F, P_I64, I64, I64, I64, P_F, I64, I64, P_F, I64, I64, P_F,
-                                     I64, I64, C_F, I64, C_INT, C_INT]
+                                     I64, I64, C_F, I64, C_INT, C_INT, P_F]
         lib.snn_emu_mt.argtypes = [P_F, P_F, P_I64, I64, I64, I64, P_F, I64, I64, P_F, I64, I64, C_INT,
-                                   I64, C_INT]
+                                   I64, C_INT, P_F]
         lib.snn_emu_temporal.argtypes = [C_INT, P_F, P_F, I64, I64]
         lib.snn_emu_compensated.argtypes = [C_INT, P_F, P_F, I64, I64]
         lib.snn_emu_compensated.restype = C_INT
@@ -192,32 +193,41 @@ class Emu:
         c = np.full((T,) + x.shape[1:], 987654321, np.int64) if counts else None  # and every count
         return x, y, c, B, N
 
-    def if_neuron(self, x, threshold, a, counts, resident, force_bpt=0):
+    @staticmethod
+    def _result(rc, y, c, pot):
+        """(status, y, counts), and the potentials when they were asked for."""
+        return (rc, y, c) if pot is None else (rc, y, c, pot)
+
+    def if_neuron(self, x, threshold, a, counts, resident, force_bpt=0, potentials=False):
         T, static = a["time_steps"], bool(a.get("static_input", 0))
         x, y, c, B, N = self._io(x, T, counts, static)
+        pot = np.full_like(y, np.nan) if potentials else None
         th, ch, inner = _layout(threshold, x.shape, a["channel_axis"])
         rc = self.lib.snn_emu_if(_f(x), _f(y), None if c is None else c.ctypes.data_as(P_I64), T, B, N,
                                  _f(th), ch, inner, a["v_init"], a["leak"], int(bool(a["signed"])),
-                                 a["signed_eps"], int(a["reset"] == "zero"), resident, force_bpt, int(static))
-        return rc, y, c
+                                 a["signed_eps"], int(a["reset"] == "zero"), resident, force_bpt, int(static),
+                                 _f(pot))
+        return self._result(rc, y, c, pot)
 
-    def para_if_neuron(self, x, pre, post, bias, a, counts, resident, force_bpt=0):
+    def para_if_neuron(self, x, pre, post, bias, a, counts, resident, force_bpt=0, potentials=False):
         T, axis, static = a["time_steps"], a["channel_axis"], bool(a.get("static_input", 0))
         x, y, c, B, N = self._io(x, T, counts, static)
+        pot = np.full_like(y, np.nan) if potentials else None
         p0, p1, p2 = (_layout(p, x.shape, axis) for p in (pre, post, bias))
         rc = self.lib.snn_emu_para(_f(x), _f(y), None if c is None else c.ctypes.data_as(P_I64), T, B, N,
                                    _f(p0[0]), p0[1], p0[2], _f(p1[0]), p1[1], p1[2], _f(p2[0]), p2[1],
-                                   p2[2], a["v_init"], resident, force_bpt, int(static))
-        return rc, y, c
+                                   p2[2], a["v_init"], resident, force_bpt, int(static), _f(pot))
+        return self._result(rc, y, c, pot)
 
-    def multi_threshold(self, x, sp, sn, a, counts, resident, force_bpt=0):
+    def multi_threshold(self, x, sp, sn, a, counts, resident, force_bpt=0, potentials=False):
         T, axis = a["time_steps"], a["channel_axis"]
         x, y, c, B, N = self._io(x, T, counts)
+        pot = np.full_like(y, np.nan) if potentials else None
         p0, p1 = (_layout(p, x.shape, axis) for p in (sp, sn))
         rc = self.lib.snn_emu_mt(_f(x), _f(y), None if c is None else c.ctypes.data_as(P_I64), T, B, N,
                                  _f(p0[0]), p0[1], p0[2], _f(p1[0]), p1[1], p1[2], a["levels"], resident,
-                                 force_bpt)
-        return rc, y, c
+                                 force_bpt, _f(pot))
+        return self._result(rc, y, c, pot)
 
     def temporal(self, x, T, delta):
         x, y, _, B, N = self._io(x, T, False)
@@ -295,6 +305,36 @@ def test_emulated_multi_threshold(emu, seed):
         status, y, c = emu.multi_threshold(x, sp, sn, a, counts, resident, bpt)
         assert status == 0
         check_spikes(y, c, ry, rc, counts)
+
+
+@pytest.mark.parametrize("seed", range(0, N_CASES, 2))
+def test_emulated_potentials(emu, seed):
+    """The membrane-potential output (docs/ops.md) of the three neuron bodies, every plan: bit
+    for bit the reference's, spikes unchanged."""
+    x, threshold, attrs, counts, _ = static_case(if_case, seed) if seed % 3 == 0 else if_case(seed)
+    a = resolved("IFNeuron", attrs)
+    ry, rc, rp = ref.if_neuron(x, threshold, **a, potentials=True)
+    for resident, bpt in emu_variants(seed, counts):
+        status, y, c, p = emu.if_neuron(x, threshold, a, counts, resident, bpt, potentials=True)
+        assert status == 0
+        check_spikes(y, c, ry, rc, counts)
+        np.testing.assert_array_equal(p, rp)
+    x, pre, post, bias, attrs, counts, _ = static_case(para_case, seed) if seed % 3 == 0 else para_case(seed)
+    a = resolved("ParaIFNeuron", attrs)
+    ry, rc, rp = ref.para_if_neuron(x, pre, post, bias, **a, potentials=True)
+    for resident, bpt in emu_variants(seed, counts):
+        status, y, c, p = emu.para_if_neuron(x, pre, post, bias, a, counts, resident, bpt, potentials=True)
+        assert status == 0
+        check_spikes(y, c, ry, rc, counts)
+        np.testing.assert_array_equal(p, rp)
+    x, sp, sn, attrs, counts, _ = mt_case(seed)
+    a = mt_resolved(attrs)
+    ry, rc, rp = ref.multi_threshold_neuron(x, sp, sn, **a, potentials=True)
+    for resident, bpt in emu_variants(seed, counts):
+        status, y, c, p = emu.multi_threshold(x, sp, sn, a, counts, resident, bpt, potentials=True)
+        assert status == 0
+        check_spikes(y, c, ry, rc, counts)
+        np.testing.assert_array_equal(p, rp)
 
 
 @pytest.mark.parametrize("seed", range(N_CASES))
@@ -605,6 +645,37 @@ def test_cuda_large(gpu, cpu_so, shape, T):
         model, feeds = build(op, [("x", x)], {"time_steps": T})
         (y,) = run_cuda(gpu, model, feeds)
         np.testing.assert_allclose(y, run(cpu_so, model, feeds)[0], rtol=1e-6, atol=1e-6)
+
+
+def test_cuda_potentials(gpu, cpu_so):
+    """The membrane-potential output on the GPU: the reference's and the CPU kernel's, bit for
+    bit, with and without counts, and on shapes that use every samples-per-thread plan."""
+    rng = np.random.default_rng(31)
+    cases = []
+    for seed in range(0, N_CASES, 3):
+        x, th, attrs, counts, inits = static_case(if_case, seed) if seed % 2 else if_case(seed)
+        cases.append(("IFNeuron", [("x", x), ("threshold", th)], attrs, counts, inits))
+        x, pre, post, bias, attrs, counts, inits = para_case(seed)
+        cases.append(("ParaIFNeuron", [("x", x), ("theta_pre", pre), ("theta_post", post), ("bias", bias)], attrs,
+                      counts, inits))
+        x, sp, sn, attrs, counts, inits = mt_case(seed)
+        cases.append(("MultiThresholdNeuron", [("x", x), ("scale_pos", sp), ("scale_neg", sn)], attrs, counts, inits))
+    x = rand_x(rng, (8 * 64, 64, 8, 8))
+    th = rand_positive(rng, 64)
+    for counts in (True, False):
+        cases += [("IFNeuron", [("x", x), ("threshold", th)], {"time_steps": 8, "signed": 1}, counts, True),
+                  ("ParaIFNeuron", [("x", x), ("theta_pre", th)], {"time_steps": 8}, counts, True),
+                  ("MultiThresholdNeuron", [("x", x), ("scale_pos", th), ("scale_neg", th)],
+                   {"time_steps": 8, "channel_axis": 1}, counts, True)]
+    for op, inputs, attrs, counts, inits in cases:
+        model, feeds = build(op, inputs, attrs, counts, initializers=inits, potentials=True)
+        out = run_cuda(gpu, model, feeds)
+        a = mt_resolved(attrs) if op == "MultiThresholdNeuron" else resolved(op, attrs)
+        ry, rc, rp = ref.REFERENCES[op](*[v for _, v in inputs], **a, potentials=True)
+        check_spikes(out[0], out[1] if counts else None, ry, rc, counts)
+        np.testing.assert_array_equal(out[-1], rp)
+        for g, c in zip(out, run(cpu_so, model, feeds)):
+            np.testing.assert_array_equal(g, c)
 
 
 def test_cuda_empty_batch(gpu):

@@ -125,7 +125,7 @@ def test_npz_errors(tmp_path):
         load(p)
     p = tmp_path / "broken.npz"
     p.write_bytes(b"not a zip")
-    with pytest.raises(DataError, match=f"'{p}' is not a readable .npz"):
+    with pytest.raises(DataError, match=f"'{p}' is not an .npz archive"):
         load(p)
     p = tmp_path / "data.csv"
     p.write_text("1,2\n")

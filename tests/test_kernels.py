@@ -36,10 +36,12 @@ def so(snn_library) -> ort.SessionOptions:
     return opts
 
 
-def build(op, inputs, attrs, counts=False, node_name="node0", initializers=True):
+def build(op, inputs, attrs, counts=False, node_name="node0", initializers=True, potentials=False):
     """One-node model. ``inputs``: list of (name, array or None); None leaves an optional input
     out (empty name). ``x`` is always a graph input; parameters are initializers unless
-    ``initializers`` is False. Returns (model bytes, feed dict)."""
+    ``initializers`` is False. ``potentials``: declare the neurons' membrane output (output 2;
+    output 1 is then "" when ``counts`` is False). Returns (model bytes, feed dict); the graph's
+    outputs are y, then counts and potentials where declared."""
     node_inputs, graph_inputs, inits, feeds = [], [], [], {}
     for name, value in inputs:
         if value is None:
@@ -54,6 +56,8 @@ def build(op, inputs, attrs, counts=False, node_name="node0", initializers=True)
     while node_inputs and node_inputs[-1] == "":
         node_inputs.pop()
     outputs = ["y", "counts"] if counts else ["y"]
+    if potentials:
+        outputs = ["y", "counts" if counts else "", "potentials"]
     node = helper.make_node(
         op, node_inputs, outputs, name=node_name, domain=schema.DOMAIN,
         **{k: v for k, v in attrs.items() if v is not OMIT},
@@ -61,6 +65,8 @@ def build(op, inputs, attrs, counts=False, node_name="node0", initializers=True)
     graph_outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)]
     if counts:
         graph_outputs.append(helper.make_tensor_value_info("counts", TensorProto.INT64, None))
+    if potentials:
+        graph_outputs.append(helper.make_tensor_value_info("potentials", TensorProto.FLOAT, None))
     graph = helper.make_graph([node], "g", graph_inputs, graph_outputs, inits)
     model = helper.make_model(
         graph,

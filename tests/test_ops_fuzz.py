@@ -7,8 +7,9 @@ thresholds; normal values; arbitrary float32 bit patterns: NaN, ±inf, subnormal
 up to eight values of Hypothesis' own choosing written over it (it favours NaN, ±inf, ±0,
 subnormals and the float32 extremes). Properties:
 
-* spikes (y of the neurons) and spike counts are bit-exact; TemporalMean / TemporalDelta
-  values too (the same float32 operations), NaN in the same places;
+* spikes (y of the neurons) and spike counts are bit-exact; so are the neurons' membrane
+  potentials where the case declares them (the optional debug output), and TemporalMean /
+  TemporalDelta values (the same float32 operations), NaN in the same places;
 * CompensatedElementwise values agree within a bound derived from f's float32 error, NaN in
   the same places (docs/ops.md, "NaN and infinity");
 * an input the reference refuses (a threshold that is 0, negative, NaN or infinite) is an
@@ -76,20 +77,22 @@ def sessions(snn_library):
     so.log_severity_level = 4
 
     @lru_cache(maxsize=1024)
-    def get(op: str, attrs: tuple, inputs: tuple[str, ...], counts: bool):
+    def get(op: str, attrs: tuple, inputs: tuple[str, ...], counts: bool, potentials: bool = False):
         dummy = [(name, np.zeros(1, F32) if name else None) for name in inputs]  # values fed per run
-        model, _ = build(op, dummy, dict(attrs), counts, node_name="fuzz", initializers=False)
+        model, _ = build(op, dummy, dict(attrs), counts, node_name="fuzz", initializers=False,
+                         potentials=potentials)
         return ort.InferenceSession(model, so, providers=["CPUExecutionProvider"])
 
     return get
 
 
-def run_op(sessions, op, attrs: dict, x, params: list[tuple[str, np.ndarray | None]], counts: bool):
+def run_op(sessions, op, attrs: dict, x, params: list[tuple[str, np.ndarray | None]], counts: bool,
+           potentials: bool = False):
     """Kernel outputs, or the exception it raised."""
     names = tuple(n if v is not None else "" for n, v in params)
     while names and names[-1] == "":
         names = names[:-1]
-    sess = sessions(op, tuple(sorted(attrs.items())), ("x",) + names, counts)
+    sess = sessions(op, tuple(sorted(attrs.items())), ("x",) + names, counts, potentials)
     feeds = {"x": x, **{n: v for n, v in params if v is not None}}
     try:
         return sess.run(None, feeds)
@@ -234,7 +237,7 @@ def neuron_cases(draw, op):
         params = [("theta_pre", draw(params_for(shape, ax))),
                   ("theta_post", draw(params_for(shape, ax)) if post else None),
                   ("bias", draw(params_for(shape, ax, positive=False)) if bias else None)]
-    return op, attrs, x, params, draw(st.booleans())
+    return op, attrs, x, params, draw(st.booleans()), draw(st.booleans())
 
 
 @st.composite
@@ -245,7 +248,7 @@ def mt_cases(draw):
     x = draw(fills(shape))
     params = [("scale_pos", draw(params_for(shape, attrs["channel_axis"]))),
               ("scale_neg", draw(params_for(shape, attrs["channel_axis"])))]
-    return "MultiThresholdNeuron", attrs, x, params, draw(st.booleans())
+    return "MultiThresholdNeuron", attrs, x, params, draw(st.booleans()), draw(st.booleans())
 
 
 @st.composite
@@ -262,18 +265,21 @@ def elementwise_cases(draw, op):
 
 
 def check_neuron(sessions, case):
-    op, attrs, x, params, counts = case
-    out = run_op(sessions, op, attrs, x, params, counts)
-    want = reference(ref.REFERENCES[op], x, *[v for _, v in params], **attrs)
+    op, attrs, x, params, counts, potentials = case
+    out = run_op(sessions, op, attrs, x, params, counts, potentials)
+    want = reference(ref.REFERENCES[op], x, *[v for _, v in params], **attrs, potentials=True)
     if agree_on_refusal(out, want, op):
         return
-    ry, rc = want
-    assert len(out) == (2 if counts else 1)
+    ry, rc, rp = want
+    assert len(out) == 1 + counts + potentials
     assert out[0].dtype == F32 and out[0].shape == ry.shape
     np.testing.assert_array_equal(out[0], ry)  # spikes: which neuron fires when, and their size
     if counts:
         assert out[1].dtype == np.int64
         np.testing.assert_array_equal(out[1], rc)
+    if potentials:
+        assert out[-1].dtype == F32 and out[-1].shape == ry.shape
+        np.testing.assert_array_equal(out[-1], rp)  # the same float32 operations, NaN included
 
 
 def compensated_bound(x, T, fn, r):

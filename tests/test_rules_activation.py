@@ -249,3 +249,23 @@ def test_t_not_l_warns_and_names_the_exact_t():
     with pytest.warns(UserWarning, match=f"exactly only at T = L = {L}; T = 8"):
         res = snn_onnx.convert(conv_chain_conv(chain, consts), time_steps=8, data=x_data(16))
     assert "exactness" not in res.parity
+
+
+def test_nan_in_the_snn_where_the_ann_is_finite_fails_the_conversion(monkeypatch, tmp_path):
+    """The NaN check reads the parity comparison (validate.compare counts SNN values that are
+    NaN / Inf where the ANN's are finite); forced here, the conversion fails and writes nothing."""
+    from snn_onnx.conversion import validate
+
+    real = validate.compare
+
+    def with_nan(ann_out, snn_out):
+        snn_out = snn_out.copy()
+        snn_out.flat[0] = np.nan
+        return real(ann_out, snn_out)
+
+    monkeypatch.setattr(validate, "compare", with_nan)
+    out = tmp_path / "m.snn.onnx"
+    chain = [helper.make_node("Relu", ["pre"], ["act"])]
+    with pytest.raises(ConversionError, match=r"NaN or Inf in output\(s\) \['logits'\].*nothing was written"):
+        snn_onnx.convert(conv_chain_conv(chain, []), time_steps=4, data=x_data(8), output=out)
+    assert not out.exists()

@@ -1,4 +1,4 @@
-"""CLI options of the post-conversion corrections (``snn_onnx.conversion.corrections``,
+"""CLI options of the post-conversion corrections (``snn_onnx.CorrectionConfig``,
 docs/fidelity.md): one decorator that adds the flags and hands the command a ``corrections``
 argument (a ``CorrectionConfig``) instead."""
 
@@ -18,7 +18,7 @@ def correction_options(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, bias_correction, potential_correction, threshold_shift, correction_samples, **kwargs):
-        from snn_onnx.conversion.corrections import CorrectionConfig
+        from snn_onnx import CorrectionConfig
 
         from .options import given
 

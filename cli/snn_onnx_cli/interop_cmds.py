@@ -3,37 +3,30 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
 import click
 import numpy as np
 
-from snn_onnx.errors import DataError, OutputExistsError
+from snn_onnx.errors import DataError
 
 
-def _check_output(path: str, force: bool) -> Path:
-    out = Path(path)
-    if out.exists() and not force:
-        raise OutputExistsError(f"output file exists: {out} (pass --force to overwrite)")
-    if out.exists() and out.is_dir():
-        raise OutputExistsError(f"output path is a directory: {out}")
-    if not out.parent.exists():
-        raise OutputExistsError(f"output directory does not exist: {out.parent}")
-    return out
+def _check_output(path: str, force: bool, option: str = "--output") -> Path:
+    from snn_onnx import files
+
+    return files.check_output_path(path, force, option=option)
 
 
 def _write_atomic(out: Path, write: Callable[[str], None]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    from snn_onnx import files
+
+    files.atomic_write(out, write)
+
+
+# --dt and the tolerances: a finite positive step, finite non-negative tolerances
+DT = click.FloatRange(min=0, min_open=True, max=1e6)
+TOLERANCE = click.FloatRange(min=0, max=1e30)
 
 
 def _is_example(snn) -> bool:
@@ -81,11 +74,12 @@ def _lossy_agreement(snn, exp, x: np.ndarray) -> dict[str, Any]:
 
 def register(cli: click.Group, handle_errors: Callable) -> None:
     """Add ``export-nir``, ``import-nir`` and ``check`` to the CLI group."""
+    from .options import TIME_STEPS
 
     @cli.command("export-nir")
     @click.argument("model", type=click.Path())
     @click.option("-o", "--output", required=True, type=click.Path(), help="The .nir file to write.")
-    @click.option("--dt", type=float, default=1e-4, show_default=True,
+    @click.option("--dt", type=DT, default=1e-4, show_default=True,
                   help="Euler step the NIR time constants are written for (readers must simulate with it).")
     @click.option("--pooling", type=click.Choice(["avg", "sum"]), default="avg", show_default=True,
                   help="Average pooling as AvgPool2d, or SumPool2d with 1/k² in the next weights (for Norse).")
@@ -93,7 +87,7 @@ def register(cli: click.Group, handle_errors: Callable) -> None:
                   help="Export subtractive-reset / v_init != 0 neurons with NIR's semantics and print the measured agreement.")
     @click.option("--data", "data_source", default=None,
                   help="--lossy: samples to measure on (digits, .npz, random; default digits for the example, else random).")
-    @click.option("--samples", type=int, default=64, show_default=True, help="--lossy: how many samples.")
+    @click.option("--samples", type=click.IntRange(min=1), default=None, help="--lossy: how many samples (default 64).")
     @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
     @handle_errors
     def export_nir(model, output, dt, pooling, lossy, data_source, samples, force):
@@ -101,8 +95,10 @@ def register(cli: click.Group, handle_errors: Callable) -> None:
         from snn_onnx.interop.nir_export import to_nir
         from snn_onnx.interop.snn_graph import read_snn
 
-        if not lossy and data_source:
-            raise click.UsageError("--data applies to --lossy only (an exact export needs no measurement)")
+        if not lossy and (data_source or samples is not None):
+            raise click.UsageError(f"{'--data' if data_source else '--samples'} applies to --lossy only (an exact export "
+                                   "needs no measurement)")
+        samples = samples or 64
         out = _check_output(output, force)
         snn = read_snn(model)
         exp = to_nir(snn, dt=dt, lossy=lossy, pooling=pooling)
@@ -126,8 +122,8 @@ def register(cli: click.Group, handle_errors: Callable) -> None:
     @cli.command("import-nir")
     @click.argument("nir_file", type=click.Path())
     @click.option("-o", "--output", required=True, type=click.Path(), help="The .snn.onnx file to write.")
-    @click.option("-T", "--time-steps", type=int, required=True, help="Time steps T the SNN runs.")
-    @click.option("--dt", type=float, default=None,
+    @click.option("-T", "--time-steps", type=TIME_STEPS, required=True, help="Time steps T the SNN runs.")
+    @click.option("--dt", type=DT, default=None,
                   help="Euler step of the file's time constants (default: the file's dt metadata; snnTorch/SpikingJelly: 1e-4).")
     @click.option("--static-input", is_flag=True, help="Inputs are one sample repeated at every step (else one frame per step).")
     @click.option("--force", is_flag=True, help="Overwrite an existing output file.")
@@ -150,26 +146,32 @@ def register(cli: click.Group, handle_errors: Callable) -> None:
     @cli.command("check")
     @click.argument("model", type=click.Path())
     @click.option("--data", "data_source", default=None, help="Inputs: digits, .npz, random (default digits for the example, else random).")
-    @click.option("--samples", type=int, default=32, show_default=True)
+    @click.option("--samples", type=click.IntRange(min=1), default=32, show_default=True)
     @click.option("--nir-reader", "readers", multiple=True, type=click.Choice(["spikingjelly", "norse", "snntorch"]),
                   help="NIR readers to run besides the NumPy simulator (repeatable; default: spikingjelly when installed).")
     @click.option("--ann", default=None, help="Source ANN for SpikingJelly's ann2snn: module:factory or a timm name "
                                              "(default: the bundled example's, for the example).")
     @click.option("--checkpoint", type=click.Path(), default=None, help="State dict for --ann.")
-    @click.option("--num-classes", type=int, default=None, help="Classes of a timm --ann.")
+    @click.option("--num-classes", type=click.IntRange(min=1), default=None, help="Classes of a timm --ann.")
     @click.option("--lossy", is_flag=True, help="Export to NIR even where NIR cannot say our neurons (measure the difference).")
-    @click.option("--dt", type=float, default=1e-4, show_default=True)
-    @click.option("--spike-tol", type=float, default=0.0, show_default=True, help="Allowed fraction of non-tie spike differences.")
-    @click.option("--output-tol", type=float, default=1e-4, show_default=True, help="Allowed output difference, relative.")
+    @click.option("--dt", type=DT, default=1e-4, show_default=True)
+    @click.option("--spike-tol", type=TOLERANCE, default=0.0, show_default=True, help="Allowed fraction of non-tie spike differences.")
+    @click.option("--output-tol", type=TOLERANCE, default=1e-4, show_default=True, help="Allowed output difference, relative.")
     @click.option("--markdown", type=click.Path(), default=None, help="Also write the table to this file.")
+    @click.option("--force", is_flag=True, help="Overwrite an existing --markdown file.")
     @handle_errors
-    def check(model, data_source, samples, readers, ann, checkpoint, num_classes, lossy, dt, spike_tol, output_tol, markdown):
+    def check(model, data_source, samples, readers, ann, checkpoint, num_classes, lossy, dt, spike_tol, output_tol, markdown,
+              force):
         """The same SNN in our CPU / CUDA runtimes, through NIR, and via SpikingJelly: per-layer agreement."""
         import importlib.util
 
         from snn_onnx.interop.check import check as run_check
         from snn_onnx.interop.snn_graph import read_snn
 
+        if markdown:
+            _check_output(markdown, force, "--markdown")
+        elif force:
+            raise click.UsageError("--force does not apply: it lets --markdown replace a file")
         snn = read_snn(model)
         x, what = _samples(snn, data_source, samples)
         if not readers:
@@ -186,7 +188,9 @@ def register(cli: click.Group, handle_errors: Callable) -> None:
         click.echo(head)
         click.echo(report.table())
         if markdown:
-            Path(markdown).write_text(head + "\n\n" + report.table() + "\n")
+            from snn_onnx import files
+
+            files.write_text(markdown, head + "\n\n" + report.table() + "\n")
         failed = [c.name for c in report.columns if c.passed is False]
         if failed:
             click.echo(f"FAIL: {', '.join(failed)} past the tolerance (spikes {spike_tol:g}, output {output_tol:g})", err=True)

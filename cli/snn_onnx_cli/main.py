@@ -24,9 +24,10 @@ from . import event_data
 from .options import (
     CALIB_METHOD_OPTIONS, MT_OPTIONS, NEURON_NAMES, NEURON_OPTIONS, check_export_options, given, labels_fit,
     model_kind, neuron_config, neuron_configs, neuron_options, output_classes, parse_neurons, parse_shape,
-    parse_time_steps, refuse,
+    parse_time_steps, refuse, check_folder, check_sources, TIME_STEPS,
 )
 from .progress import Progress
+from .safety import Stopped, one_line, signals_stop, stop_on_broken_pipe
 from .report_cmds import energy_options, eval_run_writer, register as register_report_commands
 
 EXAMPLE = "example"
@@ -49,15 +50,29 @@ def handle_errors(fn):
             return fn(*args, **kwargs)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            stop_on_broken_pipe()
         except SnnOnnxError as err:
             if debug:
                 raise
-            click.echo(f"error: {err}", err=True)
+            click.echo(f"error: {one_line(err)}", err=True)
+            sys.exit(1)
+        except MemoryError as err:  # an allocation the memory estimate did not foresee
+            if debug:
+                raise
+            click.echo(f"error: out of memory{f' ({one_line(err)})' if str(err) else ''}; lower T or the number of "
+                       "samples", err=True)
+            sys.exit(1)
+        except OSError as err:  # the file system said no (a file named by the user, a full disk ...)
+            if debug or err.filename is None:
+                raise
+            click.echo(f"error: {err.strerror or one_line(err)}: {err.filename}", err=True)
             sys.exit(1)
         except Exception as err:  # a bug of ours: still one clear line
             if debug:
                 raise
-            click.echo(f"error: internal error ({type(err).__name__}: {err}); rerun with --debug for the traceback", err=True)
+            click.echo(f"error: internal error ({type(err).__name__}: {one_line(err)}); rerun with --debug for the "
+                       "traceback", err=True)
             sys.exit(2)
 
     return wrapper
@@ -163,7 +178,13 @@ class OneLineGroup(click.Group):
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
-            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            with signals_stop():
+                rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except Stopped as stop:  # temporary files are gone: every finally has run
+            click.echo(f"error: stopped by {stop.name}", err=True)
+            sys.exit(stop.exit_code)
+        except BrokenPipeError:
+            stop_on_broken_pipe()
         except click.ClickException as err:
             msg = " ".join(err.format_message().split())
             ctx = getattr(err, "ctx", None)
@@ -184,7 +205,7 @@ def cli(ctx: click.Context, debug: bool) -> None:
     """Convert ANNs to spiking neural networks and run them in ONNX Runtime."""
     ctx.ensure_object(dict)["debug"] = debug
     if not debug:  # library warnings as one line each, like errors
-        warnings.showwarning = lambda message, category, *a, **k: click.echo(f"warning: {message}", err=True)
+        warnings.showwarning = lambda message, category, *a, **k: click.echo(f"warning: {one_line(message)}", err=True)
 
 
 def _model_options(fn):
@@ -274,7 +295,7 @@ NEURON_HELP = ("Spiking neuron (CNN mode): paraif (parallel, exact for QCFS ANNs
 @cli.command()
 @click.argument("model", required=False)
 @click.option("-o", "--output", type=click.Path(), help="Where to write the SNN (default: <model>.T<T>.<neuron>.snn.onnx in the current folder).")
-@click.option("-T", "--time-steps", type=click.IntRange(min=1), default=None, help="Time steps T (default 8).")
+@click.option("-T", "--time-steps", type=TIME_STEPS, default=None, help="Time steps T (default 8).")
 @click.option("--neuron", type=click.Choice(NEURON_NAMES), default=None, help=NEURON_HELP)
 @neuron_options
 @click.option("--data", "data_source", default=None, help="Calibration data: digits, a .npz, an image folder, or random (default: digits for the example, random otherwise).")
@@ -328,6 +349,10 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
             stem = Path(model).stem if model.endswith(".onnx") else model.replace(":", "_").replace("/", "_")
         output = f"{stem}.T{time_steps}.{'mt' if mode == 'transformer' or hf else cfg.kind}.snn.onnx"
     out_path = check_output_path(output, force)  # refuse before spending time on export and calibration
+    check_sources(data_source if not hf else None, event_input, checkpoint)
+    sentences = _load_sentences(data_source) if hf and data_source else None
+    mt = _mt_config(levels, mt_percentile, mt_lower_percentile, anchor_level, mt_sites,
+                    per_channel and given("per_channel"))  # per tensor unless asked: CNN and MT defaults differ
     progress = Progress(not quiet)
     try:
         with progress.step("export" if kind in ("timm", "factory", "hf") else "load"):
@@ -341,14 +366,12 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
                 ds, source, event_inputs = event_data.calibration_frames(ev, time_steps, name), ev.name, (name,)
             elif hf:  # a text encoder: sentences (the bundled calibration set, or --data FILE.txt)
                 source = data_source or "sentences (bundled)"
-                ds = _load_sentences(data_source) if data_source else None
+                ds = sentences
             else:
                 source = data_source or ("digits" if is_example else "random")
                 ds = _load_data(source, "train", num_calib, ann, timm_name=None if is_example or ":" in model else model)
                 source = ds.name if source != "random" else "random"
         cal = CalibrationConfig(method=calib_method, percentile=percentile, per_channel=per_channel, num_samples=num_calib)
-        mt = _mt_config(levels, mt_percentile, mt_lower_percentile, anchor_level, mt_sites,
-                        per_channel and given("per_channel"))  # per tensor unless asked: CNN and MT defaults differ
         with progress.step("convert"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the summary prints them
             res = do_convert(ann, time_steps=time_steps, neuron=cfg, data=ds, calibration=cal, output=None,
@@ -410,14 +433,18 @@ def _check_applied(res) -> None:
 def run(model, input_path, event_input, limit, output_path, provider, force):
     """Run a converted SNN on inputs from a file (or event data) and print its outputs and
     firing rates. An event input takes [T*B, ...] or [T, B, ...] arrays."""
-    from snn_onnx import check_output_path
+    from snn_onnx import data as data_mod, files
 
     if (input_path is None) == (event_input is None):
         raise click.UsageError("give exactly one of --input FILE and --event-input SOURCE")
     if limit is not None and event_input is None:
         raise click.UsageError("--limit does not apply: it counts the samples of --event-input")
+    if force and not output_path:
+        raise click.UsageError("--force does not apply: it lets --output replace a file")
     if output_path:
-        check_output_path(output_path, force)
+        files.check_output_path(output_path, force, suffix=".npz", option="--output")
+    if input_path is not None:
+        data_mod.check_array_file(input_path, "input file")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
     sess = snn_onnx.Session(model, providers=providers)
     labels = None
@@ -430,14 +457,7 @@ def run(model, input_path, event_input, limit, output_path, provider, force):
         event_data.check_time_steps(ev, [sess.time_steps])
         inputs, labels = {events[0]: ev.frames(sess.time_steps)}, ev.labels
     else:
-        p = Path(input_path)
-        if not p.exists():
-            raise DataError(f"input file not found: {p}")
-        try:
-            loaded = np.load(p, allow_pickle=False)
-        except Exception as err:
-            raise DataError(f"cannot read input file {p}: {err}") from None
-        inputs = dict(loaded) if isinstance(loaded, np.lib.npyio.NpzFile) else loaded
+        inputs = data_mod.read_arrays(input_path, "input file")
     out = sess.run(inputs)
     for name, v in out.outputs.items():
         line = f"{name}: shape {list(v.shape)}"
@@ -453,7 +473,7 @@ def run(model, input_path, event_input, limit, output_path, provider, force):
     if output_path:
         arrays = {**out.outputs, **{f"per_step/{k}": v for k, v in out.per_step.items()},
                   **{f"spike_counts/{k}": v for k, v in out.spike_counts.items()}}
-        np.savez(output_path, **arrays)
+        files.write_npz(output_path, arrays)
         click.echo(f"wrote {output_path}")
 
 
@@ -565,11 +585,20 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
     """ANN and SNN accuracy and ANN agreement for every T and neuron (default: the bundled
     digits example on its test split; thresholds calibrated on the train split). Options such
     as --leak go to the neurons that have them."""
-    from snn_onnx import CalibrationConfig, check_output_path
+    from snn_onnx import CalibrationConfig, files
     from snn_onnx.evaluate import evaluate
 
     if json_out:
-        check_output_path(json_out, force)
+        files.check_output_path(json_out, force, option="--json-out")
+    elif force:
+        raise click.UsageError("--force does not apply: it lets --json-out replace a file")
+    if report_dir:
+        check_folder(report_dir, "--report")
+        from snn_onnx.energy import EnergyConfig
+
+        EnergyConfig(e_ac_pj=e_ac, e_mac_pj=e_mac)  # refuses NaN / negative prices now, not after the runs
+    else:
+        refuse(("e_ac", "e_mac"), "energy prices are for the run folders of --report")
     ts = parse_time_steps(t_list)
     kinds = parse_neurons(neurons)
     cfgs = neuron_configs(kinds, leak, reset, v_init, signed_eps)
@@ -579,6 +608,7 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
     _check_calibration_options(calib_method)
     if event_input is not None and data_source is not None:
         raise click.UsageError("--data does not apply with --event-input: the event data is the test data")
+    check_sources(data_source, event_input, checkpoint)
     progress = Progress(not quiet)
     with progress.step("export" if kind in ("timm", "factory") else "load"):
         ann = _get_ann(model, parse_shape(input_shape), num_classes, checkpoint, qcfs_levels, exporter)
@@ -620,7 +650,7 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
         csv_path, png, _ = aggregate(report_dir)
         click.echo("\n".join(f"wrote {p}" for p in written) + f"\nwrote {csv_path} and {png}")
     if json_out:
-        Path(json_out).write_text(json.dumps({"model": model, "data": test.name, **result.as_dict()}, indent=2))
+        files.write_text(json_out, json.dumps({"model": model, "data": test.name, **result.as_dict()}, indent=2))
         click.echo(f"wrote {json_out}")
 
 
@@ -635,6 +665,7 @@ register_interop_commands(cli, handle_errors)
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True}, add_help_option=False)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@handle_errors
 def bench(args):
     """CPU speed: the SNN vs T × ANN, the folded ANN and SpikingJelly (bench --help for options).
     Its report is written into the current folder (--out), never into the installed package."""

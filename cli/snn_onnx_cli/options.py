@@ -9,6 +9,7 @@ from typing import Any, Iterable
 
 import click
 from click.core import ParameterSource
+from snn_onnx.ops.schema import MAX_TIME_STEPS
 
 NEURON_NAMES = ("paraif", "if", "lif", "signed-if")
 # options that shape a model exported from PyTorch; a model given as an .onnx file or a Hugging
@@ -48,6 +49,46 @@ def refuse(names: Iterable[str], why: str) -> None:
         raise click.UsageError(f"{flags} {'does' if len(bad) == 1 else 'do'} not apply: {why}")
 
 
+# -T: the op library counts spikes over time in int32 (docs/ops.md)
+TIME_STEPS = click.IntRange(min=1, max=MAX_TIME_STEPS)
+
+
+def check_sources(data_source: str | None, event_input: str | None, checkpoint: str | None) -> None:
+    """Files the command will read, checked before any export or calibration: a missing
+    --data, --event-input or --checkpoint file is refused at once, not after minutes."""
+    from snn_onnx import data as data_mod
+    from snn_onnx.errors import DataError
+
+    if data_source is not None:
+        data_mod.check_source(data_source)
+    if event_input is not None and event_input not in ("digits-events",):
+        path = Path(event_input)
+        if not path.is_file():
+            raise DataError(f"event data '{event_input}': no such file (named event sources: digits-events)")
+        data_mod.check_array_file(path, "event data")
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise DataError(f"--checkpoint '{checkpoint}': " + ("is a directory" if path.is_dir() else "no such file"))
+
+
+def check_folder(path: str, option: str) -> None:
+    """A folder the command will write into (creating it if needed): refused now if it is a
+    file or cannot take a new entry, rather than after the work."""
+    from snn_onnx import files
+    from snn_onnx.errors import OutputExistsError
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputExistsError(f"{option} '{path}' exists and is not a folder")
+    existing = p
+    while not existing.exists():  # the nearest folder that exists must let us create the rest
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputExistsError(f"{option} '{path}': '{existing}' is not a folder")
+    files.probe_writable(existing)
+
+
 def parse_int_list(text: str | None, what: str, *, sep: str = ",", allow_repeats: bool = False) -> tuple[int, ...] | None:
     """Strictly parse ``"1,2,4"``: every entry a positive integer, none empty."""
     if text is None:
@@ -68,12 +109,27 @@ def parse_int_list(text: str | None, what: str, *, sep: str = ",", allow_repeats
 
 
 def parse_time_steps(text: str | None, what: str = "--time-steps") -> tuple[int, ...] | None:
-    return parse_int_list(text, what)
+    ts = parse_int_list(text, what)
+    if ts and max(ts) > MAX_TIME_STEPS:
+        raise click.BadParameter(f"T must be at most {MAX_TIME_STEPS}, got {max(ts)}", param_hint=what)
+    return ts
 
 
 def parse_shape(text: str | None, what: str = "--input-shape") -> tuple[int, ...] | None:
-    """``3,32,32`` or ``3x32x32`` (without the batch axis)."""
-    return parse_int_list(text, what, sep="[,x]", allow_repeats=True)
+    """``3,32,32`` or ``3x32x32`` (without the batch axis); one float32 sample of it must fit
+    in the memory there is (the export runs the model on one)."""
+    from snn_onnx.runtime.memory import available, format_bytes
+
+    shape = parse_int_list(text, what, sep="[,x]", allow_repeats=True)
+    budget = available()
+    if shape and budget is not None:
+        size = 4
+        for d in shape:
+            size *= d
+        if size > budget[0]:
+            raise click.BadParameter(f"one sample of shape {list(shape)} takes {format_bytes(size)} as float32, "
+                                     f"more than the {format_bytes(budget[0])} free ({budget[1]})", param_hint=what)
+    return shape
 
 
 def neuron_options(fn):

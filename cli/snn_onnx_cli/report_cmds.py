@@ -73,8 +73,9 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
     commands share (model resolution, data loading, option decorators)."""
     from . import event_data
     from .options import (
-        CALIB_METHOD_OPTIONS, EXPORT_OPTIONS, NEURON_NAMES, NEURON_OPTIONS, check_export_options, labels_fit,
-        model_kind, neuron_config, neuron_options, output_classes, parse_shape, refuse,
+        CALIB_METHOD_OPTIONS, EXPORT_OPTIONS, NEURON_NAMES, NEURON_OPTIONS, TIME_STEPS, check_export_options,
+        check_folder, check_sources, labels_fit, model_kind, neuron_config, neuron_options, output_classes, parse_shape,
+        refuse,
     )
     from .progress import Progress
 
@@ -94,7 +95,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
                        "shows agreement with the ANN, no accuracy.")
     @event_data.event_option
     @click.option("--limit", type=click.IntRange(min=1), help="Use the first N test samples only.")
-    @click.option("-T", "--time-steps", type=click.IntRange(min=1), default=8, show_default=True,
+    @click.option("-T", "--time-steps", type=TIME_STEPS, default=8, show_default=True,
                   help="Time steps T (anytime accuracy for every t <= T).")
     @click.option("--neuron", type=click.Choice(NEURON_NAMES), default=None, help="Spiking neuron (default if).")
     @neuron_options
@@ -104,12 +105,15 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
     @energy_options
     @click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
     @click.option("--no-tensorboard", is_flag=True, help="Do not write TensorBoard event files.")
+    @click.option("--potentials", is_flag=True,
+                  help="Also record the neurons' membrane potentials: per-layer histograms and the fraction near "
+                       "threshold (plots, potentials.csv, TensorBoard PotentialHist/ and PotentialNearThresh/).")
     @calib_options
     @model_options
     @click.option("--quiet", is_flag=True, help="Print only the folder written.")
     @handle_errors
     def report_cmd(model, data_source, event_input, limit, time_steps, neuron, leak, reset, v_init, signed_eps, ann_path,
-                   runs_dir, name, e_ac, e_mac, batch_size, no_tensorboard, calib_method, percentile, per_channel,
+                   runs_dir, name, e_ac, e_mac, batch_size, no_tensorboard, potentials, calib_method, percentile, per_channel,
                    num_calib, input_shape, num_classes, checkpoint, qcfs_levels, exporter, quiet):
         """Convert MODEL (default: the bundled digits example), run it on test data and write a
         run folder: config.json, summary.json, CSVs, PNG plots, report.html and TensorBoard
@@ -125,6 +129,8 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
         check_calibration_options(calib_method)
         if event_input is not None and data_source is not None:
             raise click.UsageError("--data does not apply with --event-input: the event data is the test data")
+        check_folder(runs_dir, "--runs-dir")
+        check_sources(data_source, event_input, checkpoint)
         snn = None
         if kind == "onnx" and Path(model).exists() and "time_steps" in md.read(load_onnx(model)):
             snn = load_onnx(model)  # already an SNN: measure it as it is
@@ -197,7 +203,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
             with progress.step("run and measure"):
                 run, folder = run_report(
                     ann, test_x, test.y, None, time_steps=time_steps, calibration=None, energy=cfg, runs_dir=runs_dir,
-                    name=run_name, batch_size=batch_size, tensorboard=not no_tensorboard, snn=snn,
+                    name=run_name, batch_size=batch_size, tensorboard=not no_tensorboard, snn=snn, potentials=potentials,
                     config={"model": "bundled example digits_qcfs_cnn.onnx" if is_example else model,
                             "data": {"source": source, "name": test.name, "split": "test", "limit": limit},
                             "provenance": report_prov, "command": " ".join(["snn-onnx", *sys.argv[1:]])},

@@ -8,6 +8,8 @@ Importing this package does not import torch: a deployment uses only
 * ``snn_onnx_models.timm_qcfs`` — ``create_qcfs_timm``
 * ``snn_onnx_models.digits_cnn`` — ``DigitsQCFSCNN`` (the example model's definition)
 * ``snn_onnx_models.digits_event_cnn`` — ``DigitsEventCNN`` (the event-camera example)
+* ``snn_onnx_models.lowbit`` — ``NBQuant``, the NB-SNN b-bit activation quantizer
+* ``snn_onnx_models.digits_lowbit`` — ``DigitsLowBitCNN`` (2-, 3- and 4-bit digits CNNs)
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ __all__ = [
     "example_model_path",
     "example_weights_path",
     "digits_event_cnn_path",
+    "LOW_BITS",
+    "digits_lowbit_path",
 ]
 
 #: QCFS levels L of the example model (convert it with T = L for an exact ParaIF SNN).
@@ -48,3 +52,16 @@ def digits_event_cnn_path() -> Path:
     """Path of the event-camera example ANN (``digits_event_cnn.onnx``: input ``input``
     ``[B,2,10,10]`` event counts, output ``logits`` ``[B,10]``; convert with an event input)."""
     return _WEIGHTS / "digits_event_cnn.onnx"
+
+
+#: Bit widths of the shipped low-bit digits CNNs (``digits_lowbit_path``).
+LOW_BITS = (2, 3, 4)
+
+
+def digits_lowbit_path(bits: int, suffix: str = ".onnx") -> Path:
+    """Path of the shipped b-bit digits CNN (NB-SNN quantizer, ``L = 2^b − 1`` levels):
+    ``.onnx`` (input ``input`` ``[B,1,8,8]``, output ``logits``; convert with ``T = 2^b − 1``,
+    docs/low_bit.md) or ``.pt`` (its state dict)."""
+    if bits not in LOW_BITS:
+        raise ValueError(f"low-bit digits models ship for bits {LOW_BITS}, got {bits!r}")
+    return _WEIGHTS / f"digits_lowbit_{bits}bit{suffix}"

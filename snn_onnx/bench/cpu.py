@@ -34,6 +34,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import files
+
 ROOT = Path(__file__).resolve().parents[2]
 
 # timm name, input size, exporter (vgg16's ConvMlp head needs the dynamo exporter); the CNNs
@@ -513,14 +515,40 @@ def render(rows: list[Row], skipped: dict[str, str], profile: dict | None, conve
 # main
 
 
-def _ints(text: str) -> list[int]:
-    return [int(v) for v in text.split(",") if v.strip()]
+class _Parser(argparse.ArgumentParser):
+    """argparse with the CLI's one-line errors (``error: ...``, exit 2) instead of a usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        sys.stderr.write(f"error: {' '.join(message.split())} (see {self.prog} --help)\n")
+        sys.exit(2)
+
+
+def _ints(text: str, what: str = "value", p: argparse.ArgumentParser | None = None) -> list[int]:
+    parts = [v.strip() for v in text.split(",")]
+    if not parts or not all(v.isdigit() and int(v) > 0 for v in parts):
+        msg = f"{what} takes positive integers separated by ',', got {text!r}"
+        if p is None:
+            raise ValueError(msg)
+        p.error(msg)
+    return [int(v) for v in parts]
+
+
+def _positive(kind):
+    def parse(text: str):
+        try:
+            v = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}") from None
+        if not v > 0 or v != v or v == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return v
+    return parse
 
 
 def parse_args(argv: list[str] | None, default_out: str | Path | None = None) -> argparse.Namespace:
     """``default_out``: where the markdown report goes without --out (not in --quick runs):
     the CLI passes the current folder, benchmarks/cpu_speed.py passes docs/benchmarks.md."""
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="snn-onnx bench",
         description="CPU speed: snn-onnx SNN vs T × ANN and the folded ANN in ONNX Runtime, and SpikingJelly.")
     p.add_argument("--quick", action="store_true",
@@ -528,10 +556,10 @@ def parse_args(argv: list[str] | None, default_out: str | Path | None = None) ->
     p.add_argument("--models", default=None, help=f"comma-separated, from {list(MODELS)} (default: all)")
     p.add_argument("--time-steps", default=None, help="comma-separated T values (default 4,8,16)")
     p.add_argument("--batches", default=None, help="comma-separated batch sizes (default 1,32)")
-    p.add_argument("--reps", type=int, default=None, help="timed repetitions per method (default 5; quick 3)")
-    p.add_argument("--budget", type=float, default=90.0,
+    p.add_argument("--reps", type=_positive(int), default=None, help="timed repetitions per method (default 5; quick 3)")
+    p.add_argument("--budget", type=_positive(float), default=90.0,
                    help="seconds per configuration after which no new repetition starts (at least 3 are run)")
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="intra-op threads (ORT and torch)")
+    p.add_argument("--threads", type=_positive(int), default=os.cpu_count() or 1, help="intra-op threads (ORT and torch)")
     p.add_argument("--no-memory", action="store_true", help="skip the per-configuration memory subprocesses")
     p.add_argument("--no-peer", action="store_true", help="skip SpikingJelly")
     p.add_argument("--sj-modes", default="s,m", help="SpikingJelly step modes to time: s (single-step), m (multi-step)")
@@ -548,11 +576,14 @@ def parse_args(argv: list[str] | None, default_out: str | Path | None = None) ->
     bad = [m for m in a.models if m not in MODELS]
     if bad:
         p.error(f"unknown model(s) {bad}; choose from {list(MODELS)}")
-    a.time_steps = _ints(a.time_steps) if a.time_steps else ([4] if a.quick else [4, 8, 16])
-    a.batches = _ints(a.batches) if a.batches else ([1, 8] if a.quick else [1, 32])
+    a.time_steps = _ints(a.time_steps, "--time-steps", p) if a.time_steps else ([4] if a.quick else [4, 8, 16])
+    a.batches = _ints(a.batches, "--batches", p) if a.batches else ([1, 8] if a.quick else [1, 32])
     a.reps = a.reps or (3 if a.quick else 5)
     if a.out is None and not a.quick and default_out is not None:
         a.out = str(default_out)
+    for flag, path in (("--out", a.out), ("--json", a.json)):  # the report replaces its old self
+        if path is not None:
+            files.check_output_path(path, force=True, option=flag)
     return a
 
 
@@ -653,12 +684,12 @@ def main(argv: list[str] | None = None, default_out: str | Path | None = None) -
     text = render(rows, skipped, profile, conversion, info, args, elapsed)
     print(text)
     if args.out:
-        Path(args.out).write_text(text)
+        files.write_text(args.out, text)
         log(f"wrote {args.out}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": [asdict(r) for r in rows], "skipped": skipped,
-                                               "profile": profile, "conversion": conversion, "machine": info},
-                                              indent=1))
+        files.write_text(args.json, json.dumps({"rows": [asdict(r) for r in rows], "skipped": skipped,
+                                                "profile": profile, "conversion": conversion, "machine": info},
+                                               indent=1))
     return 0
 
 

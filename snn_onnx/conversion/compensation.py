@@ -27,6 +27,7 @@ from .analysis import Plan, plan_time
 from .blocks import Block
 from .graph_utils import propagate
 from .rewrite import SnnBuilder
+from .rules import tag
 
 TM, TD = schema.TEMPORAL_MEAN.name, schema.TEMPORAL_DELTA.name
 SPIKING = frozenset(schema.SPIKING_OPS)
@@ -45,6 +46,8 @@ def compensate_block(builder: SnnBuilder, blk: Block) -> tuple[ir.Node, ir.Node]
     every other consumer and the graph outputs)."""
     graph = builder.graph
     members = set(blk.nodes)
+    for n in blk.nodes:
+        tag(n, "compensation")
     x, y = blk.input, blk.output
     tm = builder._temporal(TM, x, blk.name)
     tm.outputs[0].dtype, tm.outputs[0].shape = x.dtype, x.shape

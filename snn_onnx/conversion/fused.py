@@ -16,6 +16,7 @@ from ..ops import schema
 from .blocks import Block
 from .graph_utils import const_array, make_node
 from .rewrite import SnnBuilder
+from .rules import tag
 
 # functions whose fused kernel measured faster than the unfused form
 FUSED_FUNCTIONS = frozenset({"relu", "hardsigmoid", "hardswish"})
@@ -43,6 +44,7 @@ def fuse_block(builder: SnnBuilder, blk: Block) -> ir.Node:
     op = schema.COMPENSATED_ELEMENTWISE.name
     node = make_node(builder.namer, op, [x], {"time_steps": builder.T, "function": blk.extra["function"]},
                      domain=schema.DOMAIN, name=f"{blk.name}/{op}")
+    tag(node, "compensation")
     node.outputs[0].dtype, node.outputs[0].shape = y.dtype, y.shape
     builder.graph.insert_after(y.producer(), [node])
     builder._redirect(y, node.outputs[0], keep=set(blk.nodes))

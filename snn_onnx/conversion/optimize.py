@@ -27,6 +27,7 @@ import onnx_ir as ir
 
 from ..errors import ConversionError
 from ..ops import schema
+from .rules.base import tag
 from .graph_utils import Namer, add_initializer, const_array, insert_after_producer, make_node
 
 INT64_MAX = np.iinfo(np.int64).max
@@ -219,6 +220,7 @@ class _Hoister:
             reps = self.const("time_repeats", np.array([self.T] + [1] * (len(v.shape) - 1), np.int64))
             tile = make_node(self.namer, "Tile", [v, reps], name=f"{v.name}/repeat_T",
                              output_names=[f"{v.name}/repeated"])
+            tag(tile, "time_entry")
             tile.outputs[0].dtype = v.dtype
             if v.shape is not None:
                 tile.outputs[0].shape = ir.Shape(["time_x_batch", *list(v.shape)[1:]])

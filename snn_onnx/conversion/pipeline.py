@@ -18,8 +18,6 @@ The stages, each in its own module:
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -30,8 +28,10 @@ import numpy as np
 import onnx
 import onnx_ir as ir
 
-from .. import metadata as md
-from ..errors import ConversionError, DataError, OutputExistsError
+from .. import files, metadata as md
+from ..errors import ConversionError, DataError
+from ..runtime import inputs as feed_checks, memory
+from ..ops.schema import MAX_TIME_STEPS as MAX_T
 from ..version import __version__
 from . import analysis, cleanup, compensation, modes, optimize, transformer, validate
 from .calibrate import CalibrationConfig
@@ -78,36 +78,20 @@ class ConversionResult:
 
 
 def check_output_path(output: str | Path | None, force: bool) -> Path | None:
-    if output is None:
-        return None
-    out = Path(output)
-    if out.exists() and out.is_dir():
-        raise OutputExistsError(f"output path is a directory: {out}")
-    if out.exists() and not force:
-        raise OutputExistsError(f"output file exists: {out} (pass force=True / --force to overwrite)")
-    if not out.parent.exists():
-        raise OutputExistsError(f"output directory does not exist: {out.parent}")
-    if not os.access(out.parent, os.W_OK):
-        raise OutputExistsError(f"output directory is not writable: {out.parent}")
-    return out
+    """``snn_onnx.files.check_output_path`` (None passes)."""
+    return None if output is None else files.check_output_path(output, force)
 
 
 def save_atomic(model: onnx.ModelProto, out: Path) -> None:
-    """Write to a temporary file beside ``out`` and rename, so a failure never leaves a
-    half-written model in place of the user's file. Models over 2 GB keep their weights in an
-    external data file beside the model (``<name>.data``)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
-    try:
+    """Write through a temporary file beside ``out`` (``snn_onnx.files``), so a failure never
+    leaves a half-written model in place of the user's file. Models over 2 GB keep their weights
+    in an external data file beside the model (``<name>.data``)."""
+    with files.atomic_path(out) as tmp:
         if model.ByteSize() > _PROTO_LIMIT:
             onnx.save(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
-                      location=f"{out.name}.data", size_threshold=1024)
+                      location=f"{Path(out).name}.data", size_threshold=1024)
         else:
             onnx.save(model, tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 _PROTO_LIMIT = (1 << 31) - (1 << 26)  # protobuf's 2 GB limit, with room for the graph
@@ -226,8 +210,8 @@ def convert(
     (threshold shift, bias and potential correction; ``conversion/corrections``, docs/fidelity.md).
     """
     t0 = time.perf_counter()
-    if not isinstance(time_steps, (int, np.integer)) or time_steps < 1:
-        raise ConversionError(f"time steps T must be an integer >= 1, got {time_steps!r}")
+    if isinstance(time_steps, bool) or not isinstance(time_steps, (int, np.integer)) or not 1 <= time_steps <= MAX_T:
+        raise ConversionError(f"time steps T must be an integer in [1, {MAX_T}], got {time_steps!r}")
     out = check_output_path(output, force)
     cfg = NeuronConfig(kind=neuron) if isinstance(neuron, str) else neuron
     calibration = calibration or CalibrationConfig()
@@ -347,9 +331,10 @@ def _calibration_data(data: Any, ann: onnx.ModelProto, calibration: CalibrationC
     source = "random" if inputs is None else (source or "given")
     if inputs is None:
         inputs = random_inputs(ann, min(max(calibration.num_samples, parity_samples), 64), seed=calibration.seed)
+    for name, arr in inputs.items():  # strings, complex numbers, no samples: refused by name
+        feed_checks.check_dtype(name, arr, "calibration data")
+        feed_checks.check_samples(name, arr, "calibration data")
     n = len(next(iter(inputs.values())))
-    if n == 0:
-        raise DataError("calibration data is empty")
     validate.check_finite_inputs(inputs)
     return CalibrationData(inputs, source, n)
 
@@ -398,6 +383,9 @@ def validate_snn(ann: onnx.ModelProto, snn: onnx.ModelProto, data: CalibrationDa
     validate.check_graph(snn)
     n_par = min(samples, data.n)
     parity_inputs = {k: v[:n_par] for k, v in data.inputs.items()}
+    b = min(batch_size, n_par)  # refuse a T too large for memory before running it
+    memory.check(snn, {k: ((time_steps * b) if k in event_inputs else b, *v.shape[1:]) for k, v in parity_inputs.items()},
+                 f"the parity check (the SNN at T={time_steps} on a batch of {b})", "lower T")
     parity = validate.parity(ann, snn, parity_inputs, batch_size=batch_size,
                              event_inputs=event_inputs, time_steps=time_steps)
     parity["samples"] = n_par
@@ -411,6 +399,10 @@ def validate_snn(ann: onnx.ModelProto, snn: onnx.ModelProto, data: CalibrationDa
                                   "--no-parity-gate writes it anyway)")
         if not gate.passed:
             warn.append(gate.failure_message())
+    ann_bad = {k: v["ann_non_finite"] for k, v in parity.items() if isinstance(v, dict) and v.get("ann_non_finite")}
+    if ann_bad:
+        raise ConversionError(f"the ANN itself gives NaN or Inf on the calibration samples ({ann_bad} values per "
+                              "output); an SNN cannot reproduce them: check the model and its data; nothing was written")
     bad = validate.non_finite_outputs(parity)
     if bad:
         raise ConversionError(

@@ -110,8 +110,8 @@ def _refusal(kind: str, option: str, value) -> str:
 
 
 @dataclass
-class NeuronRecord:
-    """What the converter did at one site; serialised into the model metadata."""
+class SiteRecord:
+    """What the converter did at one spiking site (any neuron); serialised into the metadata."""
 
     site: str
     kind: str
@@ -120,6 +120,12 @@ class NeuronRecord:
     input: str
     output: str
     counts: str | None
+
+
+@dataclass
+class NeuronRecord(SiteRecord):
+    """An IF / ParaIF site."""
+
     threshold: list[float]
     channel_axis: int | None
     threshold_source: str
@@ -153,10 +159,10 @@ class SnnBuilder:
             if use.node not in keep:
                 use.node.replace_input_with(use.idx, new)
 
-    def _temporal(self, op: str, x: ir.Value, base: str) -> ir.Node:
-        return make_node(
+    def _temporal(self, op: str, x: ir.Value, base: str, rule: str = "compensation") -> ir.Node:
+        return tag(make_node(
             self.namer, op, [x], {"time_steps": self.T}, domain=schema.DOMAIN, name=f"{base}/{op}"
-        )
+        ), rule)
 
     # -- neurons --------------------------------------------------------------------------
     def add_neuron(
@@ -270,6 +276,7 @@ class SnnBuilder:
         Compensated blocks are processed in graph order; when x is itself the TemporalDelta
         output of an earlier block, TemporalMean(TemporalDelta(z)) = z, so f reads z directly
         (chained non-linearities such as Softmax -> attn·V stay exact and cost nothing extra)."""
+        tag(node, "compensation")
         for i, v in enumerate(node.inputs):
             if v is None or v not in time_varying or not is_float(v):
                 continue
@@ -317,7 +324,7 @@ class SnnBuilder:
             mean.outputs[0].dtype, mean.outputs[0].shape = y.dtype, shape
             new_outputs.append(mean.outputs[0])
             if per_step:
-                tm = self._temporal(schema.TEMPORAL_MEAN.name, y, f"{name}/running_mean")
+                tm = self._temporal(schema.TEMPORAL_MEAN.name, y, f"{name}/running_mean", rule="time_exit")
                 r2 = make_node(
                     self.namer, "Reshape", [tm.outputs[0], target], name=f"{name}/per_step",
                     output_names=[f"{name}_per_step"],
@@ -328,7 +335,7 @@ class SnnBuilder:
                 nodes += [tm, r2]
                 new_outputs.append(r2.outputs[0])
                 per_step_names[name] = r2.outputs[0].name
-            self.graph.extend(nodes)
+            self.graph.extend([tag(n, "time_exit") for n in nodes])
         self.graph.outputs.clear()
         self.graph.outputs.extend(new_outputs)
         return per_step_names
@@ -344,7 +351,7 @@ class SnnBuilder:
         )
         head = self.const("time_batch_split", np.array([self.T, -1], np.int64))
         cat = make_node(self.namer, "Concat", [head, tail.outputs[0]], {"axis": 0}, name=f"{y.name}/split_shape")
-        self.graph.extend([shape, tail, cat])
+        self.graph.extend([tag(n, "time_exit") for n in (shape, tail, cat)])
         return cat.outputs[0]
 
     def _reduce_mean0(self, x: ir.Value, base: str) -> ir.Node:

@@ -32,7 +32,7 @@ from . import batch_axis, blocks
 from .analysis import Plan
 from .calibrate import CalibrationConfig, SiteRequest
 from .graph_utils import const_array, insert_after_producer, is_float, make_node, reachable
-from .rewrite import SnnBuilder
+from .rewrite import SiteRecord, SnnBuilder
 from .rules import readable_name, tag
 
 MODES = ("auto", "cnn", "transformer")
@@ -106,16 +106,9 @@ class MTSite:
 
 
 @dataclass
-class MTRecord:
+class MTRecord(SiteRecord):
     """What the converter did at one multi-threshold site; serialised into the metadata."""
 
-    site: str
-    kind: str
-    op: str
-    node: str
-    input: str
-    output: str
-    counts: str | None
     consumers: list[str]
     levels: int
     scale_pos: list[float]

@@ -45,6 +45,7 @@ def compare(ann_out: np.ndarray, snn_out: np.ndarray) -> dict[str, float]:
         "mean_abs_diff": float(diff.mean()),
         "cosine_mean": float(cos.mean()),
         "non_finite": bad,  # SNN values that are NaN / Inf where the ANN's are finite
+        "ann_non_finite": int(np.count_nonzero(~np.isfinite(a))),
     }
     if a.shape[1] > 1:
         out["argmax_agreement"] = float(np.mean(a.argmax(1) == s.argmax(1)))
@@ -67,15 +68,21 @@ def parity(
     snn_sess = make_session(snn, providers=["CPUExecutionProvider"])
     names = [o.name for o in ann.graph.output]
     a = run_batched(ann_sess, inputs, names, batch_size)
-    if event_inputs:
-        parts = []
-        for st in range(0, len(next(iter(inputs.values()))), batch_size):
-            feed = {k: v[st : st + batch_size] for k, v in inputs.items()}
-            feed = {k: np.tile(v, (time_steps,) + (1,) * (v.ndim - 1)) if k in event_inputs else v for k, v in feed.items()}
-            parts.append(snn_sess.run(names, feed))
-        s = [np.concatenate(p) for p in zip(*parts)]
-    else:
-        s = run_batched(snn_sess, inputs, names, batch_size)
+    try:
+        if event_inputs:
+            parts = []
+            for st in range(0, len(next(iter(inputs.values()))), batch_size):
+                feed = {k: v[st : st + batch_size] for k, v in inputs.items()}
+                feed = {k: np.tile(v, (time_steps,) + (1,) * (v.ndim - 1)) if k in event_inputs else v
+                        for k, v in feed.items()}
+                parts.append(snn_sess.run(names, feed))
+            s = [np.concatenate(p) for p in zip(*parts)]
+        else:
+            s = run_batched(snn_sess, inputs, names, batch_size)
+    except Exception as err:
+        if not type(err).__module__.startswith("onnxruntime"):
+            raise
+        raise ConversionError("ONNX Runtime could not run the SNN for the parity check: " + " ".join(str(err).split())) from None
     return {name: compare(x, y) for name, x, y in zip(names, a, s)}
 
 

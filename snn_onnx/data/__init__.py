@@ -63,6 +63,9 @@ __all__ = [
     "Dataset",
     "load",
     "batches",
+    "check_array_file",
+    "check_source",
+    "read_arrays",
     "DIGITS_SPLIT_SEED",
     "DIGITS_TEST_FRACTION",
     "IMAGENET_MEAN",
@@ -162,6 +165,24 @@ def load(
     return ds
 
 
+def check_source(source: str | os.PathLike) -> None:
+    """What :func:`load` would refuse about ``source`` before reading it all: an unknown name,
+    a missing path, a file that is not an ``.npz``. For callers that validate options before
+    any heavy work (the CLI, before exporting a model)."""
+    src = os.fspath(source)
+    if src in SOURCES:
+        return
+    path = Path(src)
+    if not path.exists():
+        hint = "" if path.suffix or os.sep in src else f"; named sources are {', '.join(SOURCES)}"
+        raise DataError(f"data source '{src}': no such file or directory{hint}")
+    if path.is_dir():
+        return
+    if path.suffix.lower() != ".npz":
+        raise DataError(f"data source '{src}': not a .npz file or an image folder (named sources are {', '.join(SOURCES)})")
+    check_array_file(path)
+
+
 # ---------------------------------------------------------------------------------------
 # shape checks
 
@@ -255,7 +276,64 @@ def _load_random(input_shape: tuple | None, limit: int | None, seed: int = 0, **
 # npz
 
 
+_MAGIC = {".npy": (b"\x93NUMPY",), ".npz": (b"PK\x03\x04", b"PK\x05\x06")}
+_WHAT = {".npy": "an .npy array", ".npz": "an .npz archive (NumPy's zip of .npy arrays)"}
+
+
+def check_array_file(path: str | os.PathLike, role: str = "data file") -> Path:
+    """Refuse, in one line, a path that is missing, a folder, or not what its suffix says
+    (``.npy`` / ``.npz``): NumPy would try to unpickle it and call it "pickled data"."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if not p.exists():
+        raise DataError(f"{role} not found: {p}")
+    if p.is_dir():
+        raise DataError(f"{role} '{p}' is a directory, not a {suffix or '.npy / .npz'} file")
+    if suffix not in _MAGIC:
+        raise DataError(f"{role} '{p}' must be an .npy or .npz file")
+    try:
+        with open(p, "rb") as f:
+            head = f.read(64)
+    except OSError as e:
+        raise DataError(f"{role} '{p}' cannot be read: {e.strerror or e}") from None
+    if not head.startswith(_MAGIC[suffix]):
+        if not head:
+            kind = "it is empty"
+        elif head.startswith(_MAGIC[".npy"] if suffix == ".npz" else _MAGIC[".npz"][0]):
+            kind = f"it is {_WHAT['.npy' if suffix == '.npz' else '.npz']}: rename it"
+        elif all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+            kind = f"it holds text ({head[:24].decode('ascii').splitlines()[0]!r} ...)"
+        else:
+            kind = f"it starts with {head[:8]!r}"
+        raise DataError(f"{role} '{p}' is not {_WHAT[suffix]}: {kind}")
+    return p
+
+
+def read_arrays(path: str | os.PathLike, role: str = "input file") -> np.ndarray | dict[str, np.ndarray]:
+    """The array of an ``.npy`` file or the arrays of an ``.npz`` (by name); never unpickles."""
+    p = check_array_file(path, role)
+    try:
+        loaded = np.load(p, allow_pickle=False)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                return {k: loaded[k] for k in loaded.files}
+        return loaded
+    except ValueError as e:
+        if "pickle" in str(e).lower():
+            raise DataError(f"{role} '{p}' holds object arrays (Python objects), which are not loaded; save numbers") from None
+        raise DataError(f"{role} '{p}' cannot be read: {' '.join(str(e).split())}") from None
+    except Exception as e:  # zipfile.BadZipFile, EOFError (truncated), OSError …
+        raise DataError(f"{role} '{p}' cannot be read ({type(e).__name__}: {' '.join(str(e).split())})") from None
+
+
+def _real(path: Path, name: str, a: np.ndarray) -> None:
+    if a.dtype.kind == "c":
+        raise DataError(f"data file '{path}': array '{name}' holds complex numbers (dtype {a.dtype}); the model takes "
+                        "real values (casting would drop the imaginary part)")
+
+
 def _load_npz(path: Path, input_names: Sequence[str] | None = None) -> Dataset:
+    check_array_file(path)
     try:
         with np.load(path, allow_pickle=False) as f:
             keys = list(f.files)
@@ -276,6 +354,7 @@ def _load_npz(path: Path, input_names: Sequence[str] | None = None) -> Dataset:
         raise DataError(f"data file '{path}': array 'x' is empty (shape {list(x.shape)})")
     if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
         raise DataError(f"data file '{path}': array 'x' is not numeric (dtype {x.dtype})")
+    _real(path, "x", x)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if y is not None:
         if y.ndim != 1 or y.shape[0] != x.shape[0]:
@@ -297,6 +376,7 @@ def _named_inputs(path: Path, arrays: dict[str, np.ndarray], y: np.ndarray | Non
     for k, v in arrays.items():
         if not (np.issubdtype(v.dtype, np.number) or v.dtype == np.bool_):
             raise DataError(f"data file '{path}': array '{k}' is not numeric (dtype {v.dtype})")
+        _real(path, k, v)
     first = next(iter(arrays.values()))
     if y is not None:
         if y.ndim != 1 or y.shape[0] != first.shape[0]:

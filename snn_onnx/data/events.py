@@ -202,18 +202,17 @@ def as_events(array: np.ndarray, where: str) -> np.ndarray:
 
 
 def _load_npz(path: Path) -> EventData:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: np.asarray(f[k]) for k in f.files}
-    except Exception as e:
-        raise DataError(f"event data '{path}' is not a readable .npz file: {e}") from e
+    from . import read_arrays
+
+    arrays = read_arrays(path, "event data")
     labels = arrays.get("labels")
     if "frames" in arrays:
         frames = arrays["frames"]
         if frames.ndim < 3 or frames.shape[0] == 0 or frames.shape[1] == 0:
             raise DataError(f"event data '{path}': 'frames' must be [T, N, ...] with T, N >= 1, got {list(frames.shape)}")
-        if not np.issubdtype(frames.dtype, np.number) and frames.dtype != np.bool_:
-            raise DataError(f"event data '{path}': 'frames' is not numeric (dtype {frames.dtype})")
+        if frames.dtype.kind not in "biuf":
+            raise DataError(f"event data '{path}': 'frames' holds {'complex numbers' if frames.dtype.kind == 'c' else 'no numbers'} "
+                            f"(dtype {frames.dtype}); frames are real event counts")
         data = EventData(str(path), None, frames_fixed=np.ascontiguousarray(frames, dtype=np.float32))
     elif "events" in arrays:
         for key in ("offsets", "sensor_size"):

@@ -32,7 +32,7 @@ import onnx
 
 from .. import metadata as md
 from ..errors import SnnOnnxError
-from ..naming import readable_name
+from ..naming import RULE_TAG, readable_name
 from ..ops import onnx_table
 from ..ops import schema
 from . import costs, fanout, routing
@@ -136,6 +136,7 @@ class EnergyModel:
         self._graph_inputs = [i.name for i in g.input if i.name not in inits]
         self._input_kinds: dict[str, str] = meta.get("inputs", {})
         self._data = self._data_values(g)
+        self._tags = {n.name: p.value for n in g.node for p in n.metadata_props if p.key == RULE_TAG}
         site_of_counts = {s["counts"]: s["site"] for s in meta.get("sites", []) if s.get("counts")}
         graph_outputs = {o.name for o in g.output}
         needed = {v for n in g.node for v in list(n.input) + list(n.output) if v in self._data}
@@ -194,7 +195,10 @@ class EnergyModel:
         return tuple(self.shapes[name])
 
     def _exit_nodes(self, g: onnx.GraphProto, meta: dict) -> set[str]:
-        """The running-mean TemporalMean of the time exit (reporting, not computing)."""
+        """The running-mean TemporalMean of the time exit (reporting, not computing): the
+        converter tags it (``snn_onnx.rule = time_exit``); files without tags are traced."""
+        if self._tags:
+            return {n.name for n in g.node if self._tags.get(n.name) == "time_exit"}
         per_step = set(meta.get("outputs", {}).values())
         out = set()
         for name in per_step:
@@ -206,7 +210,11 @@ class EnergyModel:
         return out
 
     def _compensation_nodes(self, g: onnx.GraphProto) -> set[str]:
-        """Nodes downstream of a (non-exit) TemporalMean and upstream of its TemporalDelta."""
+        """The nodes of compensation blocks: tagged by the converter's compensation stage
+        (``snn_onnx.rule = compensation``); in files without tags, the nodes downstream of a
+        (non-exit) TemporalMean and upstream of its TemporalDelta."""
+        if self._tags:
+            return {n.name for n in g.node if self._tags.get(n.name) == "compensation"}
         consumers: dict[str, list[onnx.NodeProto]] = {}
         for n in g.node:
             for i in n.input:

@@ -8,7 +8,9 @@ expressions written here.
 
 Tensors use the folded time layout: ``x.shape[0] == T*B``, row ``t*B + b``.
 Each spiking op returns ``(y, counts)``; ``counts`` has shape ``[T, *x.shape[1:]]`` (int64)
-and holds, per step and neuron, the number of spikes summed over the batch.
+and holds, per step and neuron, the number of spikes summed over the batch. With
+``potentials=True`` the neurons return ``(y, counts, potentials)``: the membrane at every step,
+the shape of ``y`` (the optional debug output, docs/ops.md#membrane-potentials-debug-output).
 
 NaN and infinity (docs/ops.md, "NaN and infinity") are inputs like any other: these functions
 compute with them exactly as written, and that is what the kernels must reproduce (a NaN
@@ -121,8 +123,10 @@ def if_neuron(
     signed_eps: float = 1e-3,
     channel_axis: int = 1,
     static_input: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Integrate-and-fire neuron, sequential over time (docs/ops.md#ifneuron)."""
+    potentials: bool = False,
+) -> tuple[np.ndarray, ...]:
+    """Integrate-and-fire neuron, sequential over time (docs/ops.md#ifneuron). Potentials: the
+    membrane after integration, before the threshold test and the reset."""
     op = "IFNeuron"
     for name, value in (("v_init", v_init), ("leak", leak), ("signed_eps", signed_eps)):
         _finite(value, op, name)
@@ -137,9 +141,11 @@ def if_neuron(
     v = np.broadcast_to(F32(v_init) * theta, step_shape).astype(F32)
     net = np.zeros(step_shape, dtype=np.int64)  # spikes emitted so far (+1 / -1 summed)
     y = np.empty_like(xt)
+    pot = np.empty_like(xt)
     counts = np.empty((time_steps,) + x.shape[1:], dtype=np.int64)
     for t in range(time_steps):
         v = leak32 * v + xt[t]
+        pot[t] = v
         s = (v >= theta).astype(F32)
         if signed:
             neg = (v <= -eps32) & (net > 0) & (s == 0)
@@ -152,6 +158,8 @@ def if_neuron(
         else:
             v = np.where(s != 0, F32(0), v)
         counts[t] = np.count_nonzero(s, axis=0)
+    if potentials:
+        return y.reshape(x.shape), counts, pot.reshape(x.shape)
     return y.reshape(x.shape), counts
 
 
@@ -166,13 +174,17 @@ def para_if_neuron(
     v_init: float = 0.5,
     channel_axis: int = 1,
     static_input: int = 0,
-) -> tuple[np.ndarray, np.ndarray]:
+    potentials: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Parallel spiking neuron (docs/ops.md#paraifneuron).
 
     With ``acc`` the sequential float32 sum of ``x_t`` over all T steps, step ``t = 1..T``
     fires iff ``acc + bias >= t * theta_pre`` (the spec's ``(T/t) m + bias/t >= theta_pre``
     multiplied by t), so a neuron fires on its first ``clamp(floor((acc+bias)/theta_pre), 0, T)``
-    steps and the mean output is QCFS of the mean input."""
+    steps and the mean output is QCFS of the mean input.
+
+    Potentials: the equivalent IF membrane ``u_t = drive − F32(n)·theta_pre``, n the spikes
+    fired in the steps before t (the whole charge arrives at once, one spike per step at most)."""
     op = "ParaIFNeuron"
     _finite(v_init, op, "v_init")
     x = repeat_static(np.asarray(x, dtype=F32), time_steps, static_input, op)
@@ -191,11 +203,17 @@ def para_if_neuron(
         acc = acc + xt[t]
     drive = acc + b
     y = np.empty_like(xt)
+    pot = np.empty_like(xt)
+    fired = np.zeros_like(drive)  # spikes so far, an exact integer in float32
     counts = np.empty((time_steps,) + x.shape[1:], dtype=np.int64)
     for t in range(time_steps):
+        pot[t] = drive - fired * th_pre
         fire = drive >= F32(t + 1) * th_pre
         y[t] = np.where(fire, th_post, F32(0)).astype(F32)
+        fired = fired + fire.astype(F32)
         counts[t] = np.count_nonzero(fire, axis=0)
+    if potentials:
+        return y.reshape(x.shape), counts, pot.reshape(x.shape)
     return y.reshape(x.shape), counts
 
 
@@ -208,7 +226,8 @@ def multi_threshold_neuron(
     time_steps: int,
     levels: int = 8,
     channel_axis: int = -1,
-) -> tuple[np.ndarray, np.ndarray]:
+    potentials: bool = False,
+) -> tuple[np.ndarray, ...]:
     """Two-sided multi-threshold neuron (docs/ops.md#multithresholdneuron).
 
     Level k (0 <= k < levels) is worth ``s * 2^k``. Membrane v starts at 0; each step
@@ -218,7 +237,8 @@ def multi_threshold_neuron(
     else nothing; then ``v = v - emitted``. Float32 order: ``level = s * 2^k`` (exact: a power
     of two), ``thr = s * m_k`` (``m_k`` exact, one rounding), then the comparison. Levels are
     tried in ascending k and a later (larger) one that fires replaces an earlier one, which is
-    "the largest that fires" whatever the thresholds' order."""
+    "the largest that fires" whatever the thresholds' order. Potentials: the
+    membrane after integration, before the emission."""
     op = "MultiThresholdNeuron"
     x = np.asarray(x, dtype=F32)
     xt = split_time(x, time_steps, op)
@@ -238,10 +258,12 @@ def multi_threshold_neuron(
     thr_n = [sn * m for m in mid]
     v = np.zeros(step_shape, dtype=F32)
     y = np.empty_like(xt)
+    pot = np.empty_like(xt)
     counts = np.empty((time_steps,) + x.shape[1:], dtype=np.int64)
     zero = np.zeros(step_shape, dtype=F32)
     for t in range(time_steps):
         v = v + xt[t]
+        pot[t] = v
         neg_v = -v
         out_p, out_n = zero, zero
         for k in range(levels):
@@ -251,6 +273,8 @@ def multi_threshold_neuron(
         y[t] = out
         v = v - out
         counts[t] = np.count_nonzero(out, axis=0)
+    if potentials:
+        return y.reshape(x.shape), counts, pot.reshape(x.shape)
     return y.reshape(x.shape), counts
 
 

@@ -20,6 +20,8 @@ class OpSchema:
     n_required: int
     attributes: dict[str, object] = field(default_factory=dict)  # name -> default (None: required)
     has_spike_counts: bool = False  # optional second output: int64 counts [T, *x.shape[1:]]
+    # optional third output: float32 membrane potentials, the shape of y (a debug output)
+    has_potentials: bool = False
 
 
 IF_NEURON = OpSchema(
@@ -37,6 +39,7 @@ IF_NEURON = OpSchema(
         "static_input": 0,
     },
     has_spike_counts=True,
+    has_potentials=True,
 )
 
 PARA_IF_NEURON = OpSchema(
@@ -45,6 +48,7 @@ PARA_IF_NEURON = OpSchema(
     n_required=2,
     attributes={"time_steps": None, "v_init": 0.5, "channel_axis": 1, "static_input": 0},
     has_spike_counts=True,
+    has_potentials=True,
 )
 
 TEMPORAL_MEAN = OpSchema(
@@ -62,6 +66,7 @@ MULTI_THRESHOLD_NEURON = OpSchema(
     n_required=3,
     attributes={"time_steps": None, "levels": 8, "channel_axis": -1},
     has_spike_counts=True,
+    has_potentials=True,
 )
 
 # Fused expectation compensation TemporalDelta(f(TemporalMean(x))) for an elementwise f;
@@ -81,6 +86,9 @@ ALL_OPS: dict[str, OpSchema] = {
 }
 
 SPIKING_OPS = frozenset(name for name, s in ALL_OPS.items() if s.has_spike_counts)
+NEURON_OPS = frozenset(name for name, s in ALL_OPS.items() if s.has_potentials)
+COUNTS_OUTPUT = 1  # output index of the spike counts
+POTENTIALS_OUTPUT = 2  # output index of the membrane potentials (docs/ops.md, debug output)
 RESET_MODES = ("subtract", "zero")
 MAX_LEVELS = 32  # MultiThresholdNeuron: levels k = 0 .. levels-1 are worth s * 2^k
 MAX_TIME_STEPS = 2**31 - 1  # time_steps: the kernels count a neuron's spikes over time in int32

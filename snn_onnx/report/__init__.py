@@ -39,13 +39,15 @@ def run_report(
     snn: onnx.ModelProto | None = None,
     event_inputs: tuple[str, ...] = (),
     on_progress=None,
+    potentials: bool = False,
 ) -> tuple[RunResult, Path]:
     """Convert ``ann`` (unless ``snn`` is given), measure it on ``(test_x, test_y)`` and write
     the run folder ``<runs_dir>/<name>/<timestamp>/``. Returns the result and the folder.
     With ``snn`` given, ``ann`` may be None (no ANN accuracy and agreement then).
     ``neuron``: a name or a ``NeuronConfig``. ``event_inputs``: inputs that take one frame per
     step; their test data are frames ``[T, N, ...]`` and their calibration data the mean
-    frames ``[N, ...]`` (what the SNN's rates approximate)."""
+    frames ``[N, ...]`` (what the SNN's rates approximate). ``potentials``: also measure the
+    membrane potentials (histograms, near-threshold fractions, their panels and tags)."""
     from ..conversion.pipeline import convert
     from ..metadata import read
     from .provenance import parse
@@ -62,7 +64,8 @@ def run_report(
     cfg = {"name": name or f"{kind}-T{meta['time_steps']}", "calibration": meta.get("calibration"),
            "parity": meta.get("parity"), "batch_size": batch_size,
            **({"provenance": parse(meta["provenance"])} if "provenance" in meta else {}), **dict(config or {})}
-    run = measure(snn, test_x, test_y, ann=ann, batch_size=batch_size, energy=energy, config=cfg)
+    run = measure(snn, test_x, test_y, ann=ann, batch_size=batch_size, energy=energy, config=cfg,
+                  potentials=potentials)
     folder = write_run(run, runs_dir, name=cfg["name"], tensorboard=tensorboard)
     return run, folder
 

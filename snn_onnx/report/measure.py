@@ -38,7 +38,9 @@ class StepPoint:
 class RunResult:
     """A measured run. ``config``: how it was made (model, neuron, T, data, energy costs);
     ``energy``: per-layer and per-step costs; ``anytime``: accuracy and energy after each t;
-    ``histograms``: per spiking layer, per-neuron firing rates (overall and per step)."""
+    ``histograms``: per spiking layer, per-neuron firing rates (overall and per step);
+    ``potentials``: per spiking layer, membrane-potential histograms and near-threshold
+    fractions (``report.potentials``; only when measured with ``potentials=True``)."""
 
     config: dict[str, Any]
     energy: EnergyResult
@@ -49,6 +51,7 @@ class RunResult:
     samples: int
     histograms: dict[str, dict[str, Any]] = field(default_factory=dict)
     seconds: float = 0.0
+    potentials: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -76,13 +79,23 @@ class RunResult:
             "energy": self.energy.as_dict(),
             "mac_layers": [{"name": l.name, "op": l.op, "role": l.role, "reason": l.reason} for l in self.energy.mac_layers()],
             "seconds": self.seconds,
+            **({"potentials": _potential_summary(self.potentials)} if self.potentials else {}),
         }
 
 
-def run_snn(session, x: np.ndarray | Mapping[str, np.ndarray], output: str, batch_size: int = 64) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
+def _potential_summary(potentials):
+    from .potentials import summary
+
+    return summary(potentials)
+
+
+def run_snn(session, x: np.ndarray | Mapping[str, np.ndarray], output: str, batch_size: int = 64,
+            potentials=None) -> tuple[np.ndarray, dict[str, np.ndarray], int]:
     """Per-step running-mean outputs ``[T, N, ...]`` of ``output`` and spike counts summed over
     all batches. ``x``: static inputs ``[N, ...]`` (an array or a dict by input name); event
-    inputs (``session.input_kinds``) as frames ``[T, N, ...]``."""
+    inputs (``session.input_kinds``) as frames ``[T, N, ...]``. ``potentials``: a
+    ``report.potentials.PotentialStats`` that takes each batch's potentials (the session must
+    declare them)."""
     feed = x if isinstance(x, Mapping) else {session.input_names[0]: x}
     kinds = session.input_kinds
     n = num_samples(feed, kinds)
@@ -94,6 +107,8 @@ def run_snn(session, x: np.ndarray | Mapping[str, np.ndarray], output: str, batc
         if output not in out.per_step:
             raise DataError(f"the SNN has no per-step output for '{output}' (convert with per_step=True)")
         steps.append(out.per_step[output])
+        if potentials is not None:
+            potentials.add(out.potentials)
         for k, v in out.spike_counts.items():
             counts[k] = counts[k] + v if k in counts else v.astype(np.int64, copy=True)
     return np.concatenate(steps, axis=1), counts, n
@@ -194,22 +209,31 @@ def measure(
     energy: EnergyConfig | None = None,
     config: Mapping[str, Any] | None = None,
     providers: Sequence[str] | None = None,
+    potentials: bool = False,
 ) -> RunResult:
     """Run ``snn`` on ``x`` (static inputs ``[N, ...]``; event inputs as frames ``[T, N, ...]``)
     and measure everything a report shows; with ``ann`` also the ANN's accuracy and the SNN's
-    agreement with it (on event data the ANN sees each sample's mean frame)."""
+    agreement with it (on event data the ANN sees each sample's mean frame). ``potentials``:
+    also the membrane potentials (the neurons' debug output, ``RunResult.potentials``)."""
     from ..runtime.session import Session
 
     t0 = time.perf_counter()
-    sess = Session(snn, providers=providers)
+    sess = Session(snn, providers=providers, potentials=potentials)
     if not sess.output_names:
         raise DataError("the SNN has no outputs")
     output = sess.output_names[0]
     feed = x if isinstance(x, Mapping) else {sess.input_names[0]: x}
-    per_step, counts, n = run_snn(sess, feed, output, batch_size)
+    stats = None
+    if potentials:
+        from .potentials import PotentialStats
+
+        stats = PotentialStats(sess.potential_sites, sess.time_steps)
+    per_step, counts, n = run_snn(sess, feed, output, batch_size, potentials=stats)
     ann_logits = ann_outputs(ann, ann_view(feed, sess.input_kinds), output, batch_size) if ann is not None else None
     res = summarize(snn, per_step, counts, n, first_sample(feed, sess.input_kinds), labels=labels,
                     ann_logits=ann_logits, energy=energy, config=config)
+    if stats is not None:
+        res.potentials = stats.result()
     res.seconds = time.perf_counter() - t0
     return res
 

@@ -2,9 +2,9 @@
 
 A panel is a key (``plots/<key>.png``, the figure's id ``plot-<key>``), a caption and a
 function ``RunResult -> PNG bytes | None``; ``None`` means the run lacks the data and the panel
-is left out (so a panel for an optional measurement costs nothing when it is absent). A new
-per-layer panel — e.g. membrane-potential histograms once the neuron ops report them — is one
-entry here drawing with :func:`plots.layer_histograms`. The dashboard across runs is added by
+is left out (so a panel for an optional measurement costs nothing when it is absent: the
+membrane-potential panels appear only for runs measured with ``potentials=True``). A new
+per-layer panel is one entry here, drawing with :func:`plots.layer_histograms`. The dashboard across runs is added by
 ``runs.write_run`` (it needs the runs folder).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from . import plots
+from . import plots, potentials
 from .measure import RunResult
 
 
@@ -34,6 +34,11 @@ PANELS: list[Panel] = [
           "column, saturated ones in the last.", plots.neuron_rate_histograms),
     Panel("energy_layers", "SOPs and MACs per counted layer, and energy per layer against the ANN (at depth: energy by "
           "kind of layer, and the layers that spend the most, sorted, with the rest grouped).", plots.energy_layers),
+    Panel("potentials", "Membrane potentials of each spiking layer over all steps and samples, in units of the layer's "
+          "threshold (IF: after integration, before fire and reset; ParaIF: its equivalent IF membrane; multi-threshold: "
+          "in units of the smallest level). Only with --potentials.", potentials.histogram_plot),
+    Panel("near_threshold", "Fraction of membrane potentials within 5 % of a firing threshold, per layer and per step: "
+          "neurons a small change of input would flip. Only with --potentials.", potentials.near_threshold_plot),
 ]
 
 DASHBOARD_CAPTION = ("Across the runs in this runs folder: accuracy against energy per inference and against spikes "

@@ -5,7 +5,7 @@ order while they fit (``FIT_LAYERS``), otherwise as the ``TOP_K`` largest, sorte
 grouped into one bar; per-step curves become a median and a band across layers; heatmaps
 (layer × step, layer × bin) show every layer at any depth; no legend has more than
 ``MAX_LEGEND`` entries. :func:`layer_histograms` draws any per-layer distribution (firing rates
-today; membrane potentials when the neuron ops report them).
+and membrane potentials).
 """
 
 from __future__ import annotations
@@ -150,10 +150,11 @@ def rate_heatmap(run: RunResult) -> bytes:
 
 
 def layer_histograms(names: Sequence[str], counts: np.ndarray, edges: np.ndarray, *, title: str, xlabel: str,
-                     marks: Sequence[float] = ()) -> bytes:
+                     marks: Sequence[float] = (), label: str = "fraction of the layer's neurons") -> bytes:
     """A per-layer distribution as a heatmap: rows are layers (graph order), columns the bins
     ``edges``, colour the fraction of the layer's values in the bin. ``counts``: ``[layers,
-    bins]``. ``marks``: x positions to draw as vertical lines (e.g. a threshold)."""
+    bins]``. ``marks``: x positions to draw as vertical lines (e.g. a threshold); ``label``:
+    the colour bar's."""
     counts = np.asarray(counts, dtype=np.float64)
     frac = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     h = min(2.0 + 0.16 * max(len(names), 4), 12.0)
@@ -166,7 +167,7 @@ def layer_histograms(names: Sequence[str], counts: np.ndarray, edges: np.ndarray
     _row_labels(ax, names)
     ax.set_xlabel(xlabel)
     ax.set_title(title)
-    fig.colorbar(im, ax=ax, label="fraction of the layer's neurons", fraction=0.03, pad=0.01)
+    fig.colorbar(im, ax=ax, label=label, fraction=0.03, pad=0.01)
     return _png(fig)
 
 

@@ -1,20 +1,24 @@
 """Run folders ``<runs>/<name>/<timestamp>/`` and the dashboard across them.
 
 A run folder holds ``config.json`` (how the run was made), ``summary.json`` (every number the
-report shows), ``layers.csv``, ``spiking_layers.csv``, ``anytime.csv``, ``plots/*.png``,
+report shows), ``layers.csv``, ``spiking_layers.csv``, ``anytime.csv``, ``potentials.csv`` (runs
+measured with potentials), ``plots/*.png``,
 ``report.html`` (self-contained) and ``tensorboard/`` (event files).
 ``aggregate(runs)`` writes ``<runs>/runs.csv`` (one row per run) and ``<runs>/dashboard.png``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as _dt
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
+from .. import files
 from ..errors import DataError, OutputExistsError
 from . import html, panels, plots
 from .measure import RunResult
@@ -58,7 +62,20 @@ def write_run(run: RunResult, runs_dir: str | Path = "runs", *, name: str | None
         raise OutputExistsError(f"runs folder {root} exists and is not a folder")
     name = safe_name(name or run.name)
     run.config["name"] = name
+    new_dirs = [d for d in (root / name, root) if not d.exists()]  # made here: removed with a failed run
     folder = _new_folder(root, name, timestamp)
+    try:
+        _write_run_files(run, root, name, folder, tensorboard)
+    except BaseException:  # an error or a signal: no half-written run folder for aggregate to read
+        shutil.rmtree(folder, ignore_errors=True)
+        for d in new_dirs:
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        raise
+    return folder
+
+
+def _write_run_files(run: RunResult, root: Path, name: str, folder: Path, tensorboard: bool) -> None:
     created = _dt.datetime.now().isoformat(timespec="seconds")
     config = {**run.config, "created": created}
     (folder / "config.json").write_text(json.dumps(html._jsonable(config), indent=2, sort_keys=True) + "\n")
@@ -76,6 +93,11 @@ def write_run(run: RunResult, runs_dir: str | Path = "runs", *, name: str | None
     _write_csv(folder / "spiking_layers.csv",
                ["layer", "op", "neurons", "firing_rate", *[f"rate_t{t}" for t in range(1, T + 1)]],
                [[n.site, n.op, n.neurons, f"{n.rate:.6g}", *[f"{r:.6g}" for r in n.rate_per_step]] for n in e.neurons])
+    if run.potentials:
+        _write_csv(folder / "potentials.csv",
+                   ["layer", "op", "unit", "near_threshold", *[f"near_t{t}" for t in range(1, T + 1)], "non_finite"],
+                   [[k, p["op"], p["unit"], f"{p['near_overall']:.6g}", *[f"{v:.6g}" for v in p["near"]],
+                     int(sum(p["non_finite"]))] for k, p in run.potentials.items()])
     _write_csv(folder / "anytime.csv", ["t", "accuracy", "agreement", "firing_rate", "energy_pj"],
                [[p.t, "" if p.accuracy is None else f"{p.accuracy:.6g}", "" if p.agreement is None else f"{p.agreement:.6g}",
                  f"{p.firing_rate:.6g}", f"{p.energy_pj:.6g}"] for p in run.anytime])
@@ -87,7 +109,6 @@ def write_run(run: RunResult, runs_dir: str | Path = "runs", *, name: str | None
     (folder / "report.html").write_text(html.render(run, pngs, created), encoding="utf-8")
     if tensorboard:
         write_events(run, folder / "tensorboard")
-    return folder
 
 
 def load_runs(runs_dir: str | Path) -> list[dict[str, Any]]:
@@ -148,11 +169,11 @@ def aggregate(runs_dir: str | Path = "runs") -> tuple[Path, Path, int]:
     if not runs:
         raise DataError(f"no runs under {root} (expected {root}/<name>/<timestamp>/summary.json)")
     csv_path = root / "runs.csv"
-    with csv_path.open("w", newline="") as f:
+    with files.atomic_path(csv_path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=RUN_COLUMNS)
         w.writeheader()
         for r in runs:
             w.writerow(run_row(r))
     png = root / "dashboard.png"
-    png.write_bytes(plots.dashboard(dashboard_points(runs)))
+    files.write_bytes(png, plots.dashboard(dashboard_points(runs)))
     return csv_path, png, len(runs)

@@ -11,6 +11,9 @@ Tags (step = time step t, 1..T, unless noted):
   energy_uj, ann_energy_uj, energy_ratio, spikes
 * histograms ``neuron_rate/<layer>`` (step T: spikes per step of each neuron over the run) and
   ``neuron_rate_per_step/<layer>`` (step t: fraction of samples in which each neuron fired at t)
+* with membrane potentials (``--potentials``): histograms ``PotentialHist/<layer>`` (step t: the
+  layer's potentials at t in units of its threshold, ``report.potentials``) and scalars
+  ``PotentialNearThresh/<layer>`` (step t: the fraction within the margin of a threshold)
 """
 
 from __future__ import annotations
@@ -106,12 +109,20 @@ def neuron_rate_tags(run: RunResult, w: _Writer) -> None:
             w.histogram(f"neuron_rate_per_step/{site}", ht, t)
 
 
-#: Each writer adds one family of tags. A new per-layer measurement (e.g. membrane potentials:
-#: histograms ``PotentialHist/<layer>`` with ``_Writer.histogram`` and the near-threshold
-#: fraction ``PotentialNearThresh/<layer>`` with ``_Writer.scalar``) is one more function here
-#: that returns without writing when the run lacks the data.
+def potential_tags(run: RunResult, w: _Writer) -> None:
+    from .potentials import step_histogram
+
+    for site, p in run.potentials.items():
+        for t in range(len(p["near"])):
+            if p["num"][t]:
+                w.histogram(f"PotentialHist/{site}", step_histogram(p, t), t + 1)
+                w.scalar(f"PotentialNearThresh/{site}", p["near"][t], t + 1)
+
+
+#: Each writer adds one family of tags. A new per-layer measurement is one more function here
+#: that returns without writing when the run lacks the data (as potential_tags does).
 TAG_WRITERS: list[Callable[[RunResult, _Writer], None]] = [
-    anytime_tags, firing_rate_tags, energy_tags, summary_tags, neuron_rate_tags,
+    anytime_tags, firing_rate_tags, energy_tags, summary_tags, neuron_rate_tags, potential_tags,
 ]
 
 

@@ -13,6 +13,8 @@ import onnxruntime as ort
 from .. import metadata as md
 from ..load import load_onnx
 from ..errors import DataError, ModelLoadError, SnnOnnxError
+from . import inputs as checks
+from .memory import RunMemory
 
 
 CUDA_EP = "CUDAExecutionProvider"
@@ -68,11 +70,14 @@ def make_session(
 class SnnOutput:
     """Outputs of one SNN run. ``outputs``: mean over T (same names as the ANN);
     ``per_step``: running mean after each step ``[T, B, ...]``; ``spike_counts``: per spiking
-    layer, spikes per step and neuron summed over the batch ``[T, *neuron shape]``."""
+    layer, spikes per step and neuron summed over the batch ``[T, *neuron shape]``;
+    ``potentials``: per spiking layer, the membrane potentials ``[T, B, *neuron shape]``
+    (only from a ``Session(..., potentials=True)``; docs/ops.md)."""
 
     outputs: dict[str, np.ndarray]
     per_step: dict[str, np.ndarray] = field(default_factory=dict)
     spike_counts: dict[str, np.ndarray] = field(default_factory=dict)
+    potentials: dict[str, np.ndarray] = field(default_factory=dict)
     batch_size: int = 0
     time_steps: int = 0
 
@@ -94,6 +99,10 @@ class Session:
     >>> out = sess.run(x)             # x: [B, ...] like the ANN's input
     >>> out = sess.run(frames)        # an event input: [T*B, ...] or [T, B, ...] (folded here)
     >>> out.outputs["logits"], out.firing_rates()
+
+    ``potentials=True`` declares the neurons' membrane-potential output (a debug output the
+    converter leaves off, docs/ops.md) on the model in memory: ``run`` then also returns
+    ``potentials`` per layer, and ``potential_sites`` says what each layer's threshold is.
     """
 
     def __init__(
@@ -101,6 +110,7 @@ class Session:
         model: str | Path | onnx.ModelProto,
         providers: Sequence[str] | None = None,
         sess_options: ort.SessionOptions | None = None,
+        potentials: bool = False,
     ):
         proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
         meta = md.read(proto)
@@ -113,12 +123,22 @@ class Session:
         self._counts = {s["counts"]: s["site"] for s in self.sites if s.get("counts")}
         self._per_step = {v: k for k, v in meta.get("outputs", {}).items()}
         self.input_kinds: dict[str, str] = meta.get("inputs", {})
+        self.potential_sites: list = []
+        if potentials:
+            from .potentials import declare
+
+            proto, self.potential_sites = declare(proto, self.sites)
+        self._potentials = {p.output: p.site for p in self.potential_sites}
         self.model = proto
         self._sess = make_session(proto, providers, sess_options)
         self.input_names = [i.name for i in self._sess.get_inputs()]
         self._input_meta = {i.name: i for i in self._sess.get_inputs()}
-        self.output_names = [o.name for o in self._sess.get_outputs() if o.name not in self._counts and o.name not in self._per_step]
+        self.output_names = [o.name for o in self._sess.get_outputs()
+                             if o.name not in self._counts and o.name not in self._per_step
+                             and o.name not in self._potentials]
         self.providers = self._sess.get_providers()
+        # host memory is checked before a CPU run; a GPU's is ONNX Runtime's to report
+        self._memory = RunMemory(proto) if self.providers[0] == "CPUExecutionProvider" else None
 
     @property
     def inner(self) -> ort.InferenceSession:
@@ -134,6 +154,7 @@ class Session:
             if name not in inputs:
                 raise DataError(f"missing input '{name}' (model inputs: {self.input_names})")
             arr = np.asarray(inputs[name])
+            checks.check_dtype(name, arr, "input", self._input_meta[name].type)
             shape = self._input_meta[name].shape
             if self.input_kinds.get(name) == "event" and arr.ndim == len(shape) + 1:
                 # [T, B, ...] -> [T*B, ...] (time-major, row t*B + b)
@@ -152,26 +173,43 @@ class Session:
                 )
             if self._input_meta[name].type == "tensor(float)":
                 arr = arr.astype(np.float32, copy=False)
+            checks.check_samples(name, arr)
+            checks.check_finite(name, arr)  # after the cast: 1e300 becomes inf in float32
             feed[name] = arr
         return feed
 
-    def run(self, inputs: np.ndarray | Mapping[str, np.ndarray], spike_counts: bool = True, per_step: bool = True) -> SnnOutput:
+    def _batch(self, feed: dict[str, np.ndarray]) -> int:
+        name = self.input_names[0]
+        rows = len(feed[name])
+        return rows // self.time_steps if self.input_kinds.get(name) == "event" else rows
+
+    def run(self, inputs: np.ndarray | Mapping[str, np.ndarray], spike_counts: bool = True, per_step: bool = True,
+            potentials: bool = True) -> SnnOutput:
+        """``potentials``: return them when the session declares them (``potentials=True``)."""
         feed = self._feed(inputs)
+        if self._memory is not None:
+            self._memory.check({k: v.shape for k, v in feed.items()},
+                               f"running the SNN (T={self.time_steps}) on a batch of {self._batch(feed)}",
+                               "lower T or run fewer samples at once", loaded=True)
         names = list(self.output_names)
         if per_step:
             names += list(self._per_step)
         if spike_counts:
             names += list(self._counts)
+        if potentials:
+            names += list(self._potentials)
         try:
             values = self._sess.run(names, feed)
         except Exception as err:
-            raise SnnOnnxError(f"SNN run failed: {err}") from None
+            raise SnnOnnxError("SNN run failed: " + " ".join(str(err).split())) from None
         res = dict(zip(names, values))
         batch = len(next(iter(res[n] for n in self.output_names))) if self.output_names else 0
         return SnnOutput(
             outputs={n: res[n] for n in self.output_names},
             per_step={self._per_step[n]: res[n] for n in names if n in self._per_step},
             spike_counts={self._counts[n]: res[n] for n in names if n in self._counts},
+            potentials={self._potentials[n]: res[n].reshape(self.time_steps, -1, *res[n].shape[1:])
+                        for n in names if n in self._potentials},
             batch_size=batch,
             time_steps=self.time_steps,
         )

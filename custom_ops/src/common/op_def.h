@@ -25,6 +25,7 @@ struct RunIO {
   const float* x = nullptr;
   float* y = nullptr;
   int64_t* counts = nullptr;  // [T, N]; nullptr when the node does not declare counts
+  float* potentials = nullptr;  // [T*B, N] like y; nullptr when the node does not declare them
   std::array<HostParam, Op::kParams.size()> params{};
 };
 
@@ -38,7 +39,10 @@ class KernelBase {
   using Traits = Op;
 
   explicit KernelBase(const KernelInfo& k)
-      : id_(k.id), a_(Op::parse(k)), want_counts_(Op::kHasCounts && k.has_output(1)) {}
+      : id_(k.id),
+        a_(Op::parse(k)),
+        want_counts_(Op::kHasCounts && k.has_output(1)),
+        want_potentials_(Op::kHasPotentials && k.has_output(2)) {}
 
   OrtStatusPtr ComputeV2(OrtKernelContext* raw) noexcept {
     return guarded(id_, [&] {
@@ -62,17 +66,23 @@ class KernelBase {
       Ort::UnownedValue c = ctx.GetOutput(1, counts_shape(io.x_shape, io.L));
       if (static_cast<OrtValue*>(c) != nullptr) io.counts = c.GetTensorMutableData<int64_t>();
     }
+    if (want_potentials_) {
+      Ort::UnownedValue p = ctx.GetOutput(2, y_shape(io.x_shape, io.L));
+      if (static_cast<OrtValue*>(p) != nullptr) io.potentials = p.GetTensorMutableData<float>();
+    }
     return io;
   }
 
   NodeId id_;
   typename Op::Attrs a_;
   bool want_counts_;
+  bool want_potentials_;
 };
 
 template <class Kernel>
 struct OpDef : Ort::CustomOpBase<OpDef<Kernel>, Kernel, /*WithStatus=*/true> {
   using Op = typename Kernel::Traits;
+  static_assert(!Op::kHasPotentials || Op::kHasCounts, "potentials are output 2, after the counts");
 
   // ORT reads the OrtCustomOp fields that exist in this version: pin it to the target API,
   // so headers newer than 1.21 do not make the library require a newer runtime.
@@ -96,9 +106,10 @@ struct OpDef : Ort::CustomOpBase<OpDef<Kernel>, Kernel, /*WithStatus=*/true> {
     return i >= 1 && Kernel::kParamsOnHost ? OrtMemTypeCPUInput : OrtMemTypeDefault;
   }
 
-  size_t GetOutputTypeCount() const { return Op::kHasCounts ? 2 : 1; }
+  // y; counts (optional); potentials (optional, float32 like y; only ops that have counts)
+  size_t GetOutputTypeCount() const { return Op::kHasPotentials ? 3 : (Op::kHasCounts ? 2 : 1); }
   ONNXTensorElementDataType GetOutputType(size_t i) const {
-    return i == 0 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT : ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64;
+    return i == 1 ? ONNX_TENSOR_ELEMENT_DATA_TYPE_INT64 : ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT;
   }
   OrtCustomOpInputOutputCharacteristic GetOutputCharacteristic(size_t i) const {
     return i == 0 ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;

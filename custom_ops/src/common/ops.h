@@ -1,5 +1,5 @@
 // One traits struct per op of the snn_onnx domain (docs/ops.md): name, parameter inputs,
-// whether it has the optional spike-count output, and its attributes, parsed and validated
+// whether it has the optional spike-count and membrane-potential outputs, and its attributes, parsed and validated
 // once for the CPU and the CUDA kernels (errors surface when the session is created and name
 // op, node and attribute). Attribute defaults repeat snn_onnx/ops/schema.py; the kernel tests
 // check that both agree. AllOps is the op set the library registers (register.cc).
@@ -32,6 +32,7 @@ struct IFNeuronOp {
   static constexpr const char* kName = "IFNeuron";
   static constexpr std::array<ParamSpec, 1> kParams{{{"threshold", true, true}}};
   static constexpr bool kHasCounts = true;
+  static constexpr bool kHasPotentials = true;  // output 2, a debug output (docs/ops.md)
   struct Attrs : BaseAttrs {
     float v_init = 0, leak = 0, signed_eps = 0;
     bool reset_zero = false;  // reset "zero" (else "subtract")
@@ -45,6 +46,7 @@ struct ParaIFNeuronOp {
   static constexpr std::array<ParamSpec, 3> kParams{
       {{"theta_pre", true, true}, {"theta_post", false, true}, {"bias", false, false}}};
   static constexpr bool kHasCounts = true;
+  static constexpr bool kHasPotentials = true;  // output 2, a debug output (docs/ops.md)
   struct Attrs : BaseAttrs {
     float v_init = 0;
   };
@@ -55,6 +57,7 @@ struct MultiThresholdNeuronOp {
   static constexpr const char* kName = "MultiThresholdNeuron";
   static constexpr std::array<ParamSpec, 2> kParams{{{"scale_pos", true, true}, {"scale_neg", true, true}}};
   static constexpr bool kHasCounts = true;
+  static constexpr bool kHasPotentials = true;  // output 2, a debug output (docs/ops.md)
   struct Attrs : BaseAttrs {
     int levels = 0;  // 1 .. kMaxLevels: level k is worth scale * 2^k
   };
@@ -65,6 +68,7 @@ struct MultiThresholdNeuronOp {
 struct ElementwiseOp {
   static constexpr std::array<ParamSpec, 0> kParams{};
   static constexpr bool kHasCounts = false;
+  static constexpr bool kHasPotentials = false;
 };
 
 struct TemporalMeanOp : ElementwiseOp {

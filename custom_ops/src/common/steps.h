@@ -25,12 +25,14 @@ namespace snn {
 SNN_HD float step_count(int64_t t) { return static_cast<float>(t + 1); }
 
 // ---------------------------------------------------------------------------------------------
-// IFNeuron: v = leak*v + x; +1 if v >= theta; with kSigned, otherwise -1 if v <= -signed_eps
-// and the net spike count so far is positive; output s*theta; reset subtract (v -= output) or
-// zero. Returns the output; it is non-zero exactly when the neuron fires (theta > 0).
+// IFNeuron: v = leak*v + x (if_integrate: the membrane potential, docs/ops.md); +1 if
+// v >= theta; with kSigned, otherwise -1 if v <= -signed_eps and the net spike count so far is
+// positive; output s*theta; reset subtract (v -= output) or zero (if_fire). Returns the output;
+// it is non-zero exactly when the neuron fires (theta > 0). if_step is both.
+SNN_HD float if_integrate(float v, float x, float leak) { return leak * v + x; }
+
 template <bool kSigned, bool kZero>
-SNN_HD float if_step(float& v, int32_t& net, float x, float theta, float leak, float neg_eps) {
-  const float vk = leak * v + x;
+SNN_HD float if_fire(float& v, int32_t& net, float vk, float theta, float neg_eps) {
   const bool pos = vk >= theta;
   bool neg = false;
   if constexpr (kSigned) {
@@ -46,11 +48,21 @@ SNN_HD float if_step(float& v, int32_t& net, float x, float theta, float leak, f
   return out;
 }
 
+template <bool kSigned, bool kZero>
+SNN_HD float if_step(float& v, int32_t& net, float x, float theta, float leak, float neg_eps) {
+  return if_fire<kSigned, kZero>(v, net, if_integrate(v, x, leak), theta, neg_eps);
+}
+
 // ---------------------------------------------------------------------------------------------
 // ParaIFNeuron: drive = (x_1 + x_2 + ... + x_T) + bias, summed sequentially; step t (0-based)
 // fires iff drive >= (t + 1) * theta_pre.
 SNN_HD float para_threshold(int64_t t, float theta_pre) { return step_count(t) * theta_pre; }
 SNN_HD bool para_fires(float drive, float threshold) { return drive >= threshold; }
+// Its membrane potential (docs/ops.md): the equivalent IF neuron that receives the whole charge
+// at once, after `fired` spikes in the steps before this one: drive - fired*theta_pre.
+SNN_HD float para_potential(float drive, int32_t fired, float theta_pre) {
+  return drive - static_cast<float>(fired) * theta_pre;
+}
 
 // ---------------------------------------------------------------------------------------------
 // MultiThresholdNeuron: the spike emitted for the membrane v (v already holds + x_t): the

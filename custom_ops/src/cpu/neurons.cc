@@ -5,6 +5,9 @@
 // vectorises the (branch-free) step; each body is compiled for the baseline ISA and for AVX2
 // and picked at run time (isa.h).
 //
+// Potentials (docs/ops.md, a debug output): a kPot variant of each body also stores the
+// membrane of every neuron and step; the bodies without it are unchanged.
+//
 // static_input (docs/ops.md): x is one step [B, ...] that repeats at every step. The bodies
 // read x through a per-step row stride `x_step` (B rows normally, 0 for a static input), so
 // both modes share one loop and one float order.
@@ -24,6 +27,7 @@ namespace {
 struct IFArgs {
   const float* x;
   float* y;
+  float* pot;  // [T, B, N] like y; written by the kPot variants only
   Counts counts;
   const float* theta;
   ParamLayout th_layout;
@@ -32,7 +36,7 @@ struct IFArgs {
   float v_init, leak, neg_eps;
 };
 
-template <bool kSigned, bool kZero, bool kCounts>
+template <bool kSigned, bool kZero, bool kCounts, bool kPot>
 struct IFBody {
   using Args = IFArgs;
   static SNN_ALWAYS_INLINE void run(const IFArgs& a, const Range& r) noexcept {
@@ -49,9 +53,12 @@ struct IFBody {
       for (int64_t t = 0; t < a.T; ++t) {
         const float* __restrict xr = a.x + (t * a.x_step + b) * a.N + i0;
         float* __restrict yr = a.y + (t * a.B + b) * a.N + i0;
+        float* __restrict pr = kPot ? a.pot + (t * a.B + b) * a.N + i0 : nullptr;
         int32_t* __restrict cr = kCounts ? a.counts.acc + t * a.N + i0 : nullptr;
         for (int64_t k = 0; k < len; ++k) {
-          const float out = if_step<kSigned, kZero>(v[k], net[k], xr[k], th[k], leak, neg_eps);
+          const float vk = if_integrate(v[k], xr[k], leak);
+          if constexpr (kPot) pr[k] = vk;
+          const float out = if_fire<kSigned, kZero>(v[k], net[k], vk, th[k], neg_eps);
           yr[k] = out;
           if constexpr (kCounts) cr[k] += static_cast<int32_t>(out != 0.0f);
         }
@@ -62,9 +69,9 @@ struct IFBody {
 };
 
 struct PickIF {
-  template <bool kSigned, bool kZero, bool kCounts>
+  template <bool kSigned, bool kZero, bool kCounts, bool kPot>
   TaskFn<IFArgs> get() const {
-    return isa_task<IFBody<kSigned, kZero, kCounts>>();
+    return isa_task<IFBody<kSigned, kZero, kCounts, kPot>>();
   }
 };
 
@@ -74,6 +81,7 @@ struct PickIF {
 struct ParaArgs {
   const float* x;
   float* y;
+  float* pot;  // as IFArgs::pot
   Counts counts;
   HostParam pre, post, bias;  // post, bias: data nullptr when absent
   int64_t T, B, N;
@@ -81,12 +89,13 @@ struct ParaArgs {
   float v_init;
 };
 
-template <bool kCounts>
+template <bool kCounts, bool kPot>
 struct ParaBody {
   using Args = ParaArgs;
   static SNN_ALWAYS_INLINE void run(const ParaArgs& a, const Range& r) noexcept {
     const int64_t i0 = r.i0, len = r.len;
     alignas(64) float pre[kMaxBlock], post[kMaxBlock], bias[kMaxBlock], drive[kMaxBlock];
+    alignas(64) int32_t fired[kMaxBlock];  // spikes so far (kPot: the membrane potential)
     fill_param(a.pre.data, a.pre.layout, i0, len, pre);
     if (a.post.data)
       fill_param(a.post.data, a.post.layout, i0, len, post);
@@ -104,11 +113,17 @@ struct ParaBody {
         for (int64_t k = 0; k < len; ++k) drive[k] = drive[k] + xr[k];
       }
       for (int64_t k = 0; k < len; ++k) drive[k] = drive[k] + bias[k];
+      if constexpr (kPot) std::fill_n(fired, len, 0);
       for (int64_t t = 0; t < a.T; ++t) {
         float* __restrict yr = a.y + (t * a.B + b) * a.N + i0;
+        float* __restrict pr = kPot ? a.pot + (t * a.B + b) * a.N + i0 : nullptr;
         int32_t* __restrict cr = kCounts ? a.counts.acc + t * a.N + i0 : nullptr;
         for (int64_t k = 0; k < len; ++k) {
           const bool fire = para_fires(drive[k], para_threshold(t, pre[k]));
+          if constexpr (kPot) {
+            pr[k] = para_potential(drive[k], fired[k], pre[k]);
+            fired[k] += static_cast<int32_t>(fire);
+          }
           yr[k] = fire ? post[k] : 0.0f;
           if constexpr (kCounts) cr[k] += static_cast<int32_t>(fire);
         }
@@ -119,9 +134,9 @@ struct ParaBody {
 };
 
 struct PickPara {
-  template <bool kCounts>
+  template <bool kCounts, bool kPot>
   TaskFn<ParaArgs> get() const {
-    return isa_task<ParaBody<kCounts>>();
+    return isa_task<ParaBody<kCounts, kPot>>();
   }
 };
 
@@ -132,23 +147,24 @@ void Kernel<IFNeuronOp>::compute(Ort::KernelContext& ctx, const RunIO<IFNeuronOp
   const TimeLayout& L = io.L;
   std::unique_ptr<int32_t[]> scratch;
   const HostParam& th = io.params[0];
-  const IFArgs args{io.x,      io.y,     make_counts(io.counts, L, scratch),
+  const IFArgs args{io.x,      io.y,      io.potentials, make_counts(io.counts, L, scratch),
                     th.data,   th.layout, L.T, L.B, L.N, L.static_input ? 0 : L.B,
                     a_.v_init, a_.leak,  -a_.signed_eps};
   const bool counts = io.counts != nullptr;
   run_plan(ctx, make_plan(L.T, L.B, L.N, /*split_b=*/!counts), L.N, L.B,
-           with_flags(PickIF{}, a_.is_signed, a_.reset_zero, counts), args);
+           with_flags(PickIF{}, a_.is_signed, a_.reset_zero, counts, io.potentials != nullptr), args);
 }
 
 template <>
 void Kernel<ParaIFNeuronOp>::compute(Ort::KernelContext& ctx, const RunIO<ParaIFNeuronOp>& io) {
   const TimeLayout& L = io.L;
   std::unique_ptr<int32_t[]> scratch;
-  const ParaArgs args{io.x,          io.y,         make_counts(io.counts, L, scratch),
+  const ParaArgs args{io.x,          io.y,         io.potentials, make_counts(io.counts, L, scratch),
                       io.params[0],  io.params[1], io.params[2], L.T, L.B, L.N, L.static_input ? 0 : L.B,
                       a_.v_init};
   const bool counts = io.counts != nullptr;
-  run_plan(ctx, make_plan(L.T, L.B, L.N, /*split_b=*/!counts), L.N, L.B, with_flags(PickPara{}, counts), args);
+  run_plan(ctx, make_plan(L.T, L.B, L.N, /*split_b=*/!counts), L.N, L.B,
+           with_flags(PickPara{}, counts, io.potentials != nullptr), args);
 }
 
 }  // namespace snn::cpu

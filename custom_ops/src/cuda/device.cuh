@@ -65,6 +65,9 @@ struct Grid {
   SNN_HD int64_t xstep() const { return x_step < 0 ? B * N : x_step; }
   int64_t* counts = nullptr;  // nullptr: the node declares no counts
   bool counts_direct = false; // one group spans the batch: store counts instead of adding
+  // Membrane potentials [T, B, N] like y (docs/ops.md, a debug output); nullptr: not declared.
+  // Tested per step at run time: the branch is the same for every thread of the launch.
+  float* pot = nullptr;
 };
 
 // Thread tid of a neuron kernel: neuron i of samples [b0, b0 + nb); its first element of x and
@@ -120,11 +123,13 @@ inline Plan plan_neurons(int64_t B, int64_t N, bool counts, int64_t resident, in
 // The shared part of a neuron kernel's arguments for a plan. Counts are stored directly when
 // one group spans the batch; otherwise (and for an empty batch, where no thread runs) the
 // caller zeroes them first: counts_need_zero.
-inline Grid make_grid(int64_t T, int64_t B, int64_t N, bool static_input, int64_t* counts, const Plan& p) {
+inline Grid make_grid(int64_t T, int64_t B, int64_t N, bool static_input, int64_t* counts, const Plan& p,
+                      float* potentials = nullptr) {
   Grid g;
   g.T = T, g.B = B, g.N = N;
   if (static_input) g.x_step = 0;
   g.counts = counts;
+  g.pot = potentials;
   g.counts_direct = p.counts_direct && p.threads > 0;
   return g;
 }

@@ -33,8 +33,8 @@ Param param(const float* data, int64_t channels, int64_t inner) {
 }
 
 // The plan and grid of a neuron kernel, counts zeroed where the plan adds into them.
-Grid grid(int64_t T, int64_t B, int64_t N, int static_input, int64_t* counts, const Plan& p) {
-  Grid g = make_grid(T, B, N, static_input != 0, counts, p);
+Grid grid(int64_t T, int64_t B, int64_t N, int static_input, int64_t* counts, const Plan& p, float* pot) {
+  Grid g = make_grid(T, B, N, static_input != 0, counts, p, pot);
   if (counts_need_zero(g)) std::memset(counts, 0, static_cast<size_t>(T * N) * sizeof(int64_t));
   return g;
 }
@@ -46,14 +46,15 @@ extern "C" {
 // Parameters: (data, channels, inner); channels <= 1 means a scalar. counts may be null.
 // static_input: x holds one step [B, N] read at every step; y is still [T, B, N].
 // resident: the GPU's resident threads for the plan; force_bpt > 0 overrides the plan's choice.
+// pot: the membrane potentials [T, B, N] (the optional debug output), or null.
 
 int snn_emu_if(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, int64_t N,
                const float* theta, int64_t channels, int64_t inner, float v_init, float leak,
                int is_signed, float signed_eps, int reset_zero, int64_t resident, int force_bpt,
-               int static_input) {
+               int static_input, float* pot) {
   const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
   IFArgs a;
-  a.g = grid(T, B, N, static_input, counts, p);
+  a.g = grid(T, B, N, static_input, counts, p, pot);
   a.x = x, a.y = y;
   a.theta = param(theta, channels, inner);
   a.v_init = v_init, a.leak = leak, a.neg_eps = -signed_eps;
@@ -64,10 +65,10 @@ int snn_emu_if(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, 
 int snn_emu_para(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, int64_t N,
                  const float* pre, int64_t pre_ch, int64_t pre_in, const float* post, int64_t post_ch,
                  int64_t post_in, const float* bias, int64_t bias_ch, int64_t bias_in, float v_init,
-                 int64_t resident, int force_bpt, int static_input) {
+                 int64_t resident, int force_bpt, int static_input, float* pot) {
   const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
   ParaArgs a;
-  a.g = grid(T, B, N, static_input, counts, p);
+  a.g = grid(T, B, N, static_input, counts, p, pot);
   a.x = x, a.y = y;
   a.pre = param(pre, pre_ch, pre_in);
   a.post = param(post, post_ch, post_in);
@@ -80,10 +81,10 @@ int snn_emu_para(const float* x, float* y, int64_t* counts, int64_t T, int64_t B
 
 int snn_emu_mt(const float* x, float* y, int64_t* counts, int64_t T, int64_t B, int64_t N,
                const float* sp, int64_t sp_ch, int64_t sp_in, const float* sn, int64_t sn_ch,
-               int64_t sn_in, int levels, int64_t resident, int force_bpt) {
+               int64_t sn_in, int levels, int64_t resident, int force_bpt, float* pot) {
   const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
   MTArgs a;
-  a.g = grid(T, B, N, 0, counts, p);
+  a.g = grid(T, B, N, 0, counts, p, pot);
   a.x = x, a.y = y;
   a.pos = param(sp, sp_ch, sp_in);
   a.neg = param(sn, sn_ch, sn_in);

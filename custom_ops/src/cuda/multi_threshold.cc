@@ -6,7 +6,7 @@ namespace snn::cuda {
 
 template <>
 void Kernel<MultiThresholdNeuronOp>::compute(Ort::KernelContext& ctx, const RunIO<MultiThresholdNeuronOp>& io) {
-  run_neurons(id_, ctx, params_, io.L, io.counts, io.params,
+  run_neurons(id_, ctx, params_, io.L, io.counts, io.potentials, io.params,
               [&](const Grid& g, const Plan& plan, const std::array<Param, 2>& dev, cudaStream_t s) {
                 MTArgs a;
                 a.g = g;

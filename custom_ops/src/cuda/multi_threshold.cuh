@@ -21,6 +21,7 @@ struct MTBody {
     const int64_t N = a.g.N, step = a.g.B * N;
     const float* SNN_RESTRICT x = a.x + th.first(a.g);
     float* SNN_RESTRICT y = a.y + th.first(a.g);
+    float* SNN_RESTRICT pot = a.g.pot ? a.g.pot + th.first(a.g) : nullptr;  // as y
     const float sp = a.pos.at(th.i), sn = a.neg.at(th.i);
     float v[kBpt];
     SNN_UNROLL
@@ -31,6 +32,7 @@ struct MTBody {
       for (int j = 0; j < kBpt; ++j) {
         if (j >= th.nb) break;
         const float vk = v[j] + x[o + j * N];
+        if (pot) pot[o + j * N] = vk;
         const float e = mt_emit(vk, sp, sn, a.levels);
         y[o + j * N] = e;
         v[j] = vk - e;

@@ -6,7 +6,7 @@ namespace snn::cuda {
 
 template <>
 void Kernel<IFNeuronOp>::compute(Ort::KernelContext& ctx, const RunIO<IFNeuronOp>& io) {
-  run_neurons(id_, ctx, params_, io.L, io.counts, io.params,
+  run_neurons(id_, ctx, params_, io.L, io.counts, io.potentials, io.params,
               [&](const Grid& g, const Plan& plan, const std::array<Param, 1>& dev, cudaStream_t s) {
                 IFArgs a;
                 a.g = g;
@@ -19,7 +19,7 @@ void Kernel<IFNeuronOp>::compute(Ort::KernelContext& ctx, const RunIO<IFNeuronOp
 
 template <>
 void Kernel<ParaIFNeuronOp>::compute(Ort::KernelContext& ctx, const RunIO<ParaIFNeuronOp>& io) {
-  run_neurons(id_, ctx, params_, io.L, io.counts, io.params,
+  run_neurons(id_, ctx, params_, io.L, io.counts, io.potentials, io.params,
               [&](const Grid& g, const Plan& plan, const std::array<Param, 3>& dev, cudaStream_t s) {
                 ParaArgs a;
                 a.g = g;

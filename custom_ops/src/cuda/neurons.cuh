@@ -21,6 +21,7 @@ struct IFBody {
     const int64_t N = a.g.N, step = a.g.B * N, xstep = a.g.xstep();
     const float* SNN_RESTRICT x = a.x + th.first(a.g);  // element (t, b0 + j, i): x[t*xstep + j*N]
     float* SNN_RESTRICT y = a.y + th.first(a.g);        // and y[t*step + j*N]
+    float* SNN_RESTRICT pot = a.g.pot ? a.g.pot + th.first(a.g) : nullptr;  // as y
     const float theta = a.theta.at(th.i);
     float v[kBpt];
     int32_t net[kBpt];
@@ -34,7 +35,9 @@ struct IFBody {
       SNN_UNROLL
       for (int j = 0; j < kBpt; ++j) {
         if (j >= th.nb) break;
-        const float out = if_step<kSigned, kZero>(v[j], net[j], x[ox + j * N], theta, a.leak, a.neg_eps);
+        const float vk = if_integrate(v[j], x[ox + j * N], a.leak);
+        if (pot) pot[o + j * N] = vk;
+        const float out = if_fire<kSigned, kZero>(v[j], net[j], vk, theta, a.neg_eps);
         y[o + j * N] = out;
         fired += static_cast<int32_t>(out != 0.0f);
       }
@@ -72,6 +75,7 @@ struct ParaBody {
     const int64_t N = a.g.N, step = a.g.B * N, xstep = a.g.xstep();
     const float* SNN_RESTRICT x = a.x + th.first(a.g);
     float* SNN_RESTRICT y = a.y + th.first(a.g);
+    float* SNN_RESTRICT pot = a.g.pot ? a.g.pot + th.first(a.g) : nullptr;  // as y
     const float pre = a.pre.at(th.i);
     const float post = a.has_post ? a.post.at(th.i) : pre;
     const float bias = a.has_bias ? a.bias.at(th.i) : a.v_init * pre;
@@ -90,6 +94,7 @@ struct ParaBody {
     }
     SNN_UNROLL
     for (int j = 0; j < kBpt; ++j) drive[j] = drive[j] + bias;
+    int32_t fired_so_far[kBpt] = {};  // for the potentials
     for (int64_t t = 0, o = 0; t < a.g.T; ++t, o += step) {
       const float thr = para_threshold(t, pre);
       int32_t fired = 0;
@@ -97,6 +102,10 @@ struct ParaBody {
       for (int j = 0; j < kBpt; ++j) {
         if (j >= th.nb) break;
         const bool fire = para_fires(drive[j], thr);
+        if (pot) {
+          pot[o + j * N] = para_potential(drive[j], fired_so_far[j], pre);
+          fired_so_far[j] += static_cast<int32_t>(fire);
+        }
         y[o + j * N] = fire ? post : 0.0f;
         fired += static_cast<int32_t>(fire);
       }

@@ -77,14 +77,15 @@ class DeviceParams {
 };
 
 // A neuron kernel's run: device, plan, parameters on the device, counts zeroed where the plan
-// adds into them; launch(grid, plan, device params, stream) enqueues the kernel.
+// adds into them; launch(grid, plan, device params, stream) enqueues the kernel. potentials:
+// the optional membrane output (nullptr when the node does not declare it).
 template <size_t K, class Launch>
 void run_neurons(const NodeId& id, Ort::KernelContext& ctx, DeviceParams& dp, const TimeLayout& L,
-                 int64_t* counts, const std::array<HostParam, K>& params, Launch&& launch) {
+                 int64_t* counts, float* potentials, const std::array<HostParam, K>& params, Launch&& launch) {
   const Device d = device_of(id, ctx);
   const Plan plan = plan_neurons(L.B, L.N, counts != nullptr, d.resident);
   dp.run(id, d, params, [&](const std::array<Param, K>& dev) {
-    const Grid g = make_grid(L.T, L.B, L.N, L.static_input, counts, plan);
+    const Grid g = make_grid(L.T, L.B, L.N, L.static_input, counts, plan, potentials);
     if (counts_need_zero(g))
       check(id, "cudaMemsetAsync",
             cudaMemsetAsync(counts, 0, static_cast<size_t>(g.T * g.N) * sizeof(int64_t), d.stream));

@@ -13,7 +13,7 @@ from typing import Any
 
 import onnx_ir as ir
 
-from ...naming import readable_name  # noqa: F401  (re-exported for the rules)  # noqa
+from ...naming import RULE_TAG, readable_name  # noqa: F401  (re-exported for the rules)
 
 
 @dataclass
@@ -54,7 +54,6 @@ class Rule:
         raise NotImplementedError
 
 
-RULE_TAG = "snn_onnx.rule"
 
 
 def tag(node: ir.Node, rule: str) -> ir.Node:
