@@ -6,7 +6,7 @@ Input ``[B, 1, 8, 8]`` float32 in [0, 1] (pixel / 16, as ``snn_onnx.data.load("d
 gives it), output ``[B, 10]`` logits. Trained by ``models/train_digits_relu.py``.
 
 * :class:`DigitsReLUCNN` — conv(1→16)-BN-ReLU, conv(16→32)-BN-ReLU, MaxPool 2,
-  conv(32→64)-BN-ReLU, MaxPool 2, Linear(256→64)-ReLU, Linear(64→10): 5 ReLU sites.
+  conv(32→64)-BN-ReLU, MaxPool 2, Linear(256→64)-ReLU, Linear(64→10): 4 ReLU sites.
 * :class:`DigitsResNet` — a ResNet-style net: stem conv(1→16)-BN-ReLU, three basic blocks
   (16, 32 stride 2, 64 stride 2; two 3×3 conv-BN each, a 1×1 conv-BN shortcut where the shape
   changes, ReLU after the residual add), global average pooling, Linear(64→10): 7 ReLU sites.
