@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import os
-import random
 import sys
 import time
 from pathlib import Path
@@ -39,19 +37,11 @@ import torch.nn.functional as F  # noqa: E402
 from snn_onnx.data import load  # noqa: E402
 from snn_onnx_models.digits_cnn import DigitsQCFSCNN  # noqa: E402
 from snn_onnx_models.qcfs import QCFS  # noqa: E402
+from training import accuracy, fit, set_determinism  # noqa: E402
 
 SEED = 0
 DEFAULT_OUT = HERE / "snn_onnx_models" / "weights"
 STEM = "digits_qcfs_cnn"
-
-
-def set_determinism(seed: int) -> None:
-    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
 
 
 def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
@@ -66,12 +56,6 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return out
 
 
-def accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    model.eval()
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
-
-
 def train(levels: int, epochs: int, batch_size: int = 64, lr: float = 3e-3, log=print) -> DigitsQCFSCNN:
     set_determinism(SEED)
     tr = load("digits", "train")
@@ -80,28 +64,8 @@ def train(levels: int, epochs: int, batch_size: int = 64, lr: float = 3e-3, log=
     model = DigitsQCFSCNN(levels=levels)
     params_lam = [p for n, p in model.named_parameters() if n.endswith("threshold")]
     params_w = [p for n, p in model.named_parameters() if not n.endswith("threshold")]
-    opt = torch.optim.AdamW(
-        [{"params": params_w, "weight_decay": 1e-4}, {"params": params_lam, "weight_decay": 0.0}], lr=lr
-    )
-    steps_per_epoch = (len(x) + batch_size - 1) // batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    gen = torch.Generator().manual_seed(SEED)
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i : i + batch_size]
-            xb = augment(x[idx], gen)
-            loss = F.cross_entropy(model(xb), y[idx], label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        if (epoch + 1) % 10 == 0 or epoch == epochs - 1:
-            log(f"epoch {epoch + 1:3d}  loss {total / len(x):.4f}  train acc {accuracy(model, x, y):.4f}")
-    return model.eval()
+    groups = [{"params": params_w, "weight_decay": 1e-4}, {"params": params_lam, "weight_decay": 0.0}]
+    return fit(model, x, y, groups, epochs=epochs, lr=lr, seed=SEED, augment=augment, batch_size=batch_size, log=log)
 
 
 def export(model: DigitsQCFSCNN, path: Path, metadata: dict[str, str]) -> None:

@@ -24,7 +24,6 @@ onnxruntime, scikit-learn, tonic; under a minute on 2 cores).
 from __future__ import annotations
 
 import argparse
-import random
 import sys
 import time
 import warnings
@@ -41,19 +40,12 @@ import torch.nn.functional as F  # noqa: E402
 
 from snn_onnx.data.events import load_events  # noqa: E402
 from snn_onnx_models.digits_event_cnn import DigitsEventCNN  # noqa: E402
+from training import accuracy, fit, set_determinism  # noqa: E402
 
 SEED = 0
 SCALE = 1 / 16  # count images hold up to ~30 events per pixel
 DEFAULT_OUT = HERE / "snn_onnx_models" / "weights"
 STEM = "digits_event_cnn"
-
-
-def set_determinism(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
 
 
 def count_images(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -74,36 +66,13 @@ def augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return out * scale
 
 
-def accuracy(model, x, y) -> float:
-    model.eval()
-    with torch.no_grad():
-        return float((model(x).argmax(1) == y).float().mean())
-
-
 def train(epochs: int, batch_size: int = 64, lr: float = 3e-3, log=print) -> DigitsEventCNN:
     set_determinism(SEED)
     xs, ys = count_images("train")
     x, y = torch.from_numpy(xs), torch.from_numpy(ys)
     model = DigitsEventCNN()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps = (len(x) + batch_size - 1) // batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
-    gen = torch.Generator().manual_seed(SEED)
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i : i + batch_size]
-            loss = F.cross_entropy(model(augment(x[idx], gen)), y[idx], label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        if (epoch + 1) % 10 == 0 or epoch == epochs - 1:
-            log(f"epoch {epoch + 1:3d}  loss {total / len(x):.4f}  train acc {accuracy(model, x, y):.4f}")
-    return model.eval()
+    groups = [{"params": list(model.parameters()), "weight_decay": 1e-4}]
+    return fit(model, x, y, groups, epochs=epochs, lr=lr, seed=SEED, augment=augment, batch_size=batch_size, log=log)
 
 
 def export(model, path: Path, metadata: dict[str, str]) -> None:

@@ -37,43 +37,26 @@ for p in (HERE, HERE.parent):  # models/ (snn_onnx_models, train_digits) and the
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from snn_onnx.data import load  # noqa: E402
 from snn_onnx_models.digits_lowbit import DigitsLowBitCNN  # noqa: E402
 from snn_onnx_models.lowbit import nb_quant_modules  # noqa: E402
-from train_digits import SEED, accuracy, augment, export, ort_accuracy, set_determinism, state_digest  # noqa: E402
+from train_digits import SEED, augment, export, ort_accuracy, state_digest  # noqa: E402
+from training import accuracy, fit, set_determinism  # noqa: E402
 
 DEFAULT_OUT = HERE / "snn_onnx_models" / "weights"
 
 
-def fit(model: DigitsLowBitCNN, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, seed: int,
-        batch_size: int = 64, log=print) -> DigitsLowBitCNN:
-    """AdamW with a one-cycle schedule, label smoothing 0.05, random one-pixel shifts."""
+def fit_lowbit(model: DigitsLowBitCNN, x: torch.Tensor, y: torch.Tensor, epochs: int, lr: float, seed: int,
+               batch_size: int = 64, log=print) -> DigitsLowBitCNN:
+    """The shared loop (AdamW, one-cycle, label smoothing 0.05, one-pixel shifts); no weight decay on α."""
     alphas = [p for n, p in model.named_parameters() if n.endswith("alpha")]
     weights = [p for n, p in model.named_parameters() if not n.endswith("alpha")]
     groups = [{"params": weights, "weight_decay": 1e-4}]
     if alphas:
         groups.append({"params": alphas, "weight_decay": 0.0})
-    opt = torch.optim.AdamW(groups, lr=lr)
-    steps = epochs * ((len(x) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    gen = torch.Generator().manual_seed(seed)
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i : i + batch_size]
-            loss = F.cross_entropy(model(augment(x[idx], gen)), y[idx], label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        if (epoch + 1) % 10 == 0 or epoch == epochs - 1:
-            log(f"  epoch {epoch + 1:3d}  loss {total / len(x):.4f}  train acc {accuracy(model, x, y):.4f}")
-    return model.eval()
+    return fit(model, x, y, groups, epochs=epochs, lr=lr, seed=seed, augment=augment, batch_size=batch_size,
+               log=log, prefix="  ")
 
 
 @torch.no_grad()
@@ -114,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     x, y = torch.from_numpy(tr.x), torch.from_numpy(tr.y)
     xt, yt = torch.from_numpy(te.x), torch.from_numpy(te.y)
     print("full precision (ReLU):")
-    fp = fit(DigitsLowBitCNN(bits=None), x, y, args.epochs, lr=3e-3, seed=SEED)
+    fp = fit_lowbit(DigitsLowBitCNN(bits=None), x, y, args.epochs, lr=3e-3, seed=SEED)
     fp_acc = accuracy(fp, xt, yt)
     print(f"  test accuracy {fp_acc:.4f}")
     fp_state = {k: v.detach().clone() for k, v in fp.state_dict().items()}
@@ -128,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         a0 = init_alphas(model, x[:512])
         print(f"{b}-bit (L = {model.levels}): α from the full-precision activations {[round(a, 3) for a in a0]}, "
               f"test accuracy before fine-tuning {accuracy(model, xt, yt):.4f}")
-        model = fit(model, x, y, args.qat_epochs, lr=1e-3, seed=SEED + b)
+        model = fit_lowbit(model, x, y, args.qat_epochs, lr=1e-3, seed=SEED + b)
         acc_torch = accuracy(model, xt, yt)
         stem = f"digits_lowbit_{b}bit"
         state = {k: v.detach().clone() for k, v in model.state_dict().items()}

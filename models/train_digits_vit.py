@@ -27,13 +27,12 @@ for p in (HERE, HERE.parent):
     if str(p) not in sys.path:
         sys.path.append(str(p))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from snn_onnx.data import load  # noqa: E402
 from snn_onnx_models.digits_vit import create_digits_vit  # noqa: E402
-from train_digits import SEED, accuracy, augment, set_determinism, state_digest  # noqa: E402
+from train_digits import SEED, augment, state_digest  # noqa: E402
+from training import accuracy, fit, set_determinism  # noqa: E402
 
 DEFAULT_OUT = HERE / "snn_onnx_models" / "weights"
 STEM = "digits_vit"
@@ -46,26 +45,9 @@ def train(epochs: int, batch_size: int = 64, lr: float = 2e-3, log=print):
     model = create_digits_vit(drop_rate=0.1)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n]
     other = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "pos_embed" not in n and "cls_token" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}], lr=lr)
-    steps = (len(x) + batch_size - 1) // batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps, pct_start=0.1)
-    gen = torch.Generator().manual_seed(SEED)
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i : i + batch_size]
-            loss = F.cross_entropy(model(augment(x[idx], gen)), y[idx], label_smoothing=0.1)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        if (epoch + 1) % 10 == 0 or epoch == epochs - 1:
-            log(f"epoch {epoch + 1:3d}  loss {total / len(x):.4f}  train acc {accuracy(model, x, y):.4f}")
-    return model.eval()
+    groups = [{"params": decay, "weight_decay": 0.05}, {"params": other, "weight_decay": 0.0}]
+    return fit(model, x, y, groups, epochs=epochs, lr=lr, seed=SEED, augment=augment, batch_size=batch_size,
+               label_smoothing=0.1, pct_start=0.1, clip_grad=1.0, log=log)
 
 
 def export(model, path: Path, metadata: dict[str, str]) -> None:

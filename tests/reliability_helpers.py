@@ -32,7 +32,9 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 
 def cli_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "snn_onnx_cli", *args]
+    # -P: the working directory does not go on sys.path, so a run from the checkout's root
+    # still imports the packages cli_env names (the installed ones in CI).
+    return [sys.executable, "-P", "-m", "snn_onnx_cli", *args]
 
 
 @contextlib.contextmanager
