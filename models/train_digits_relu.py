@@ -29,11 +29,11 @@ for p in (HERE, HERE.parent):
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from snn_onnx.data import load  # noqa: E402
 from snn_onnx_models.digits_relu import MODELS  # noqa: E402
-from train_digits import accuracy, augment, export, ort_accuracy, set_determinism, state_digest  # noqa: E402
+from train_digits import augment, export, ort_accuracy, state_digest  # noqa: E402
+from training import accuracy, fit, set_determinism  # noqa: E402
 
 SEED = 0
 DEFAULT_OUT = HERE / "snn_onnx_models" / "weights"
@@ -44,25 +44,8 @@ def train(name: str, epochs: int, batch_size: int = 64, lr: float = 3e-3, log=pr
     tr = load("digits", "train")
     x, y = torch.from_numpy(tr.x), torch.from_numpy(tr.y)
     model = MODELS[name]()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    steps_per_epoch = (len(x) + batch_size - 1) // batch_size
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch)
-    gen = torch.Generator().manual_seed(SEED)
-    for epoch in range(epochs):
-        model.train()
-        perm = torch.randperm(len(x), generator=gen)
-        total = 0.0
-        for i in range(0, len(x), batch_size):
-            idx = perm[i : i + batch_size]
-            loss = F.cross_entropy(model(augment(x[idx], gen)), y[idx], label_smoothing=0.05)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-        if (epoch + 1) % 10 == 0 or epoch == epochs - 1:
-            log(f"{name} epoch {epoch + 1:3d}  loss {total / len(x):.4f}  train acc {accuracy(model, x, y):.4f}")
-    return model.eval()
+    return fit(model, x, y, [{"params": list(model.parameters()), "weight_decay": 1e-4}], epochs=epochs, lr=lr,
+               seed=SEED, augment=augment, batch_size=batch_size, label_smoothing=0.05, log=log, prefix=f"{name} ")
 
 
 def main(argv: list[str] | None = None) -> int:
