@@ -34,6 +34,7 @@ _LAZY = {
     "as_inputs": ("conversion.pipeline", "as_inputs"),
     "format_parity": ("conversion.validate", "format_parity"),
     "CalibrationConfig": ("conversion.calibrate", "CalibrationConfig"),
+    "CorrectionConfig": ("conversion.corrections", "CorrectionConfig"),
     "NeuronConfig": ("conversion.rewrite", "NeuronConfig"),
     "MultiThresholdConfig": ("conversion.transformer", "MultiThresholdConfig"),
     "load_onnx": ("load", "load_onnx"),

@@ -18,6 +18,7 @@ import numpy as np
 import snn_onnx
 from snn_onnx.errors import DataError, SnnOnnxError
 
+from .correction_opts import CORRECTION_OPTIONS, correction_options
 from .interop_cmds import register as register_interop_commands
 from . import event_data
 from .options import (
@@ -233,11 +234,14 @@ def _model_options(fn):
 def _calib_options(fn):
     for opt in reversed(
         [
-            click.option("--calib-method", type=click.Choice(["max", "percentile"]), default="max", show_default=True,
-                         help="Threshold statistic of the calibrated IF / ParaIF neurons (CNN mode)."),
+            click.option("--calib-method", type=click.Choice(["max", "percentile", "mse", "ltb"]), default="mse",
+                         show_default=True, help="Thresholds of the calibrated IF / ParaIF neurons (CNN mode): max, "
+                         "percentile, least squared error at T (mse), local threshold balancing (ltb); docs/fidelity.md."),
             click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.99, show_default=True,
                          help="With --calib-method percentile."),
-            click.option("--per-channel", is_flag=True, help="One threshold per channel."),
+            click.option("--per-channel/--per-tensor", default=True, show_default=True,
+                         help="IF / ParaIF thresholds per channel or one per layer (CNN mode); in transformer mode "
+                         "--per-channel gives Linear inputs one scale pair per feature."),
             click.option("--num-calib", type=click.IntRange(min=1), default=256, show_default=True, help="Calibration samples."),
         ]
     ):
@@ -254,8 +258,9 @@ def _transformer_options(fn):
             click.option("--mt-percentile", type=float, default=99.0, show_default=True,
                          help="Upper calibration percentile of the multi-threshold neurons."),
             click.option("--mt-lower-percentile", type=float, default=None, help="Lower percentile (default 100 - --mt-percentile)."),
-            click.option("--anchor-level", type=int, default=2, show_default=True,
-                         help="Level k whose value s*2^k is the calibrated percentile."),
+            click.option("--anchor-level", type=int, default=None,
+                         help="Level k whose value s*2^k is the calibrated percentile (default 3, or the top level "
+                         "with fewer levels)."),
             click.option("--mt-sites", type=click.Choice(["all", "linear"]), default="all", show_default=True,
                          help="Neurons on Linear inputs and attention operands (all) or Linear inputs only."),
             click.option("--fused", is_flag=True, help="Use fused compensation kernels where they exist."),
@@ -312,11 +317,12 @@ NEURON_HELP = ("Spiking neuron (CNN mode): paraif (parallel, exact for QCFS ANNs
 @click.option("--no-parity-gate", is_flag=True,
               help="Write the SNN even when it should reproduce the ANN exactly (ParaIF, T = L) and does not.")
 @click.option("--explain", is_flag=True, help="List every activation the rules looked at and did not take, and why.")
+@correction_options
 @handle_errors
 def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, data_source, event_input, calib_method,
             percentile, per_channel, num_calib, input_shape, num_classes, checkpoint, qcfs_levels, exporter, mode, levels,
             mt_percentile, mt_lower_percentile, anchor_level, mt_sites, fused, no_spike_counts, no_per_step, force, quiet,
-            no_parity_gate, explain):
+            no_parity_gate, explain, corrections):
     """Convert MODEL (an .onnx file, a timm model name, module:factory or a Hugging Face model
     folder; default: the bundled digits example) into a spiking ONNX model.
 
@@ -337,8 +343,8 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
     if mode == "cnn":
         refuse(MT_OPTIONS, "--mode cnn converts activations to --neuron neurons; these configure transformer mode")
     if mode == "transformer" or hf:
-        refuse(NEURON_OPTIONS + CALIB_METHOD_OPTIONS, "transformer mode uses multi-threshold neurons, calibrated with "
-                                                      "--mt-percentile (docs/transformers.md)")
+        refuse(NEURON_OPTIONS + CALIB_METHOD_OPTIONS + CORRECTION_OPTIONS, "transformer mode uses multi-threshold "
+               "neurons, calibrated with --mt-percentile (docs/transformers.md)")
         if hf and event_input:
             raise click.UsageError("--event-input does not apply to a Hugging Face text model")
     cfg = neuron_config(neuron or "paraif", leak, reset, v_init, signed_eps)
@@ -352,7 +358,8 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
     out_path = check_output_path(output, force)  # refuse before spending time on export and calibration
     check_sources(data_source if not hf else None, event_input, checkpoint)
     sentences = _load_sentences(data_source) if hf and data_source else None
-    mt = _mt_config(levels, mt_percentile, mt_lower_percentile, anchor_level, mt_sites, per_channel)
+    mt = _mt_config(levels, mt_percentile, mt_lower_percentile, anchor_level, mt_sites,
+                    per_channel and given("per_channel"))  # per tensor unless asked: CNN and MT defaults differ
     progress = Progress(not quiet)
     try:
         with progress.step("export" if kind in ("timm", "factory", "hf") else "load"):
@@ -377,7 +384,7 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
             res = do_convert(ann, time_steps=time_steps, neuron=cfg, data=ds, calibration=cal, output=None,
                              spike_counts=not no_spike_counts, per_step=not no_per_step, on_progress=progress,
                              source_name=model, mode=mode, multi_threshold=mt, fused=fused, event_inputs=event_inputs,
-                             parity_gate=not no_parity_gate, data_source=source)
+                             parity_gate=not no_parity_gate, data_source=source, corrections=corrections)
     finally:
         progress.close()
     _check_applied(res)
@@ -522,6 +529,11 @@ def info(model, as_json):
         cal = meta.get("calibration", {})
         click.echo(f"calibration: {cal.get('method')} on {cal.get('num_samples')} samples, "
                    f"per-channel={cal.get('per_channel')}; {cal.get('sites_from_ann', 0)} thresholds from the ANN (QCFS/clip)")
+        corr = cal.get("corrections")
+        if corr:  # docs/calibration.md
+            done = [k for k in ("shift", "bias", "potential") if corr.get(k)]
+            click.echo(f"corrections: {', '.join(done)} at {len(corr.get('sites', []))} neurons"
+                       + (f" (measured on {corr['samples']} samples)" if corr.get("bias") or corr.get("potential") else ""))
         for line in format_parity(meta.get("parity", {})):
             click.echo(line)
         prov = meta.get("provenance", {})
