@@ -521,6 +521,7 @@ def main() -> int:
     for section in SECTIONS:
         if section in only:
             res[section] = jobs[section]()
+            js.with_suffix(".partial.json").unlink(missing_ok=True)  # the section is complete
             # the machine is shared: the load during a section says how much its times can be trusted
             res.setdefault("load", {})[section] = [round(v, 1) for v in os.getloadavg()]
             js.write_text(json.dumps(res, indent=1, default=str) + "\n")  # each section as soon as it is done
