@@ -41,6 +41,8 @@ _LAZY = {
     "Session": ("runtime.session", "Session"),
     "SnnOutput": ("runtime.session", "SnnOutput"),
     "make_session": ("runtime.session", "make_session"),
+    "collapse": ("runtime.collapsed", "collapse"),
+    "RayConfig": ("runtime.ray_eval", "RayConfig"),
 }
 
 

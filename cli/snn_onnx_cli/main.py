@@ -208,6 +208,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
         warnings.showwarning = lambda message, category, *a, **k: click.echo(f"warning: {one_line(message)}", err=True)
 
 
+def _engine_option(default: str = "auto"):
+    return click.option(
+        "--engine", type=click.Choice(["auto", "steps", "collapsed"]), default=default, show_default=True,
+        help="steps: T steps with the custom-op kernels; collapsed: one pass over time means (ParaIF networks "
+             "only, same outputs and spike counts; docs/collapsed.md); auto: collapsed where it applies.")
+
+
 def _model_options(fn):
     for opt in reversed(
         [
@@ -428,9 +435,10 @@ def _check_applied(res) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Run the first N samples of --event-input only.")
 @click.option("--output", "output_path", type=click.Path(), help="Write outputs and spike counts to this .npz.")
 @click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@_engine_option()
 @click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
 @handle_errors
-def run(model, input_path, event_input, limit, output_path, provider, force):
+def run(model, input_path, event_input, limit, output_path, provider, engine, force):
     """Run a converted SNN on inputs from a file (or event data) and print its outputs and
     firing rates. An event input takes [T*B, ...] or [T, B, ...] arrays."""
     from snn_onnx import data as data_mod, files
@@ -446,7 +454,7 @@ def run(model, input_path, event_input, limit, output_path, provider, force):
     if input_path is not None:
         data_mod.check_array_file(input_path, "input file")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
-    sess = snn_onnx.Session(model, providers=providers)
+    sess = snn_onnx.Session(model, providers=providers, engine=engine)
     labels = None
     if event_input is not None:
         events = [k for k, v in sess.input_kinds.items() if v == "event"]
@@ -459,6 +467,9 @@ def run(model, input_path, event_input, limit, output_path, provider, force):
     else:
         inputs = data_mod.read_arrays(input_path, "input file")
     out = sess.run(inputs)
+    # after the run, so that a refused input stays a one-line error
+    why = f" ({sess.engine_note.split(';')[0]})" if engine == "auto" and sess.engine_note else ""
+    click.echo(f"engine: {sess.engine}{why}", err=True)
     for name, v in out.outputs.items():
         line = f"{name}: shape {list(v.shape)}"
         if v.ndim == 2 and v.shape[1] > 1:
@@ -578,13 +589,21 @@ def _dims(v) -> str:
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--report", "report_dir", type=click.Path(), help="Also write a run folder per SNN run (energy, plots, HTML) under DIR.")
 @energy_options
+@_engine_option()
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Shard the evaluation over Ray (pip install 'snn-onnx[ray]'): alone, a local cluster on this "
+                   "machine; with an ADDRESS (auto, ray://head:10001), that cluster.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Ray actors (with --ray).")
 @handle_errors
 def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_init, signed_eps, limit, calib_method,
              percentile, per_channel, num_calib, input_shape, num_classes, checkpoint, qcfs_levels, exporter, json_out,
-             force, quiet, report_dir, e_ac, e_mac):
+             force, quiet, report_dir, e_ac, e_mac, engine, batch_size, provider, ray_address, workers):
     """ANN and SNN accuracy and ANN agreement for every T and neuron (default: the bundled
     digits example on its test split; thresholds calibrated on the train split). Options such
-    as --leak go to the neurons that have them."""
+    as --leak go to the neurons that have them. ParaIF runs collapsed (--engine auto): a sweep
+    costs about one ANN pass per T."""
     from snn_onnx import CalibrationConfig, files
     from snn_onnx.evaluate import evaluate
 
@@ -597,8 +616,8 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
         from snn_onnx.energy import EnergyConfig
 
         EnergyConfig(e_ac_pj=e_ac, e_mac_pj=e_mac)  # refuses NaN / negative prices now, not after the runs
-    else:
-        refuse(("e_ac", "e_mac"), "energy prices are for the run folders of --report")
+    elif event_input is not None:
+        refuse(("e_ac", "e_mac"), "energy prices are for the run folders of --report (event data has no energy column)")
     ts = parse_time_steps(t_list)
     kinds = parse_neurons(neurons)
     cfgs = neuron_configs(kinds, leak, reset, v_init, signed_eps)
@@ -608,6 +627,25 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
     _check_calibration_options(calib_method)
     if event_input is not None and data_source is not None:
         raise click.UsageError("--data does not apply with --event-input: the event data is the test data")
+    sequential = [k for k in kinds if k != "paraif"]
+    if engine == "collapsed" and sequential:
+        raise click.UsageError(f"--engine collapsed runs ParaIF networks only ({sequential[0]} spikes depend on the "
+                               "order of their inputs); use --neurons paraif (or --engine auto)")
+    ray_cfg = None
+    if ray_address is not None:
+        if report_dir:
+            raise click.UsageError("--report writes run folders in this process; it cannot be combined with --ray")
+        if event_input is not None:
+            raise click.UsageError("--ray shards static test data; event data (--event-input) runs in this process")
+        from snn_onnx.runtime.ray_eval import RayConfig, import_ray
+
+        import_ray()  # says what to install before any work is done
+        ray_cfg = RayConfig(address=None if ray_address == "local" else ray_address, workers=workers,
+                            num_gpus=1.0 if provider == "cuda" else 0.0)
+    elif workers != 2:
+        raise click.UsageError("--workers applies to --ray only")
+    if event_input is not None and engine == "collapsed":
+        raise click.UsageError("--engine collapsed does not apply to event data (--event-input): it runs step by step")
     check_sources(data_source, event_input, checkpoint)
     progress = Progress(not quiet)
     with progress.step("export" if kind in ("timm", "factory") else "load"):
@@ -638,12 +676,17 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
     prov = _provenance(model, kind, is_example, checkpoint, qcfs_levels, getattr(calib, "name", None))
     on_run, written = (eval_run_writer(report_dir, model, is_example, ann, test, e_ac, e_mac, event_input=name,
                                        provenance=prov) if report_dir else (None, []))
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else None
     n_rows = len(ts) * len(cfgs)
     with click.progressbar(length=n_rows, label="evaluating", file=sys.stderr, hidden=quiet) as bar:
         result = evaluate(ann, test if event_input else test.x, test.y, calib if event_input else calib.x,
                           time_steps=ts, neurons=cfgs, calibration=cal, on_step=lambda msg: bar.update(1),
-                          on_run=on_run, event_input=name)
+                          on_run=on_run, event_input=name, engine=engine, ray=ray_cfg, batch_size=batch_size,
+                          energy=None if event_input else _energy_cfg(e_ac, e_mac), providers=providers)
     click.echo(result.table())
+    engines = sorted({r.engine for r in result.rows if r.engine})
+    where = f" on Ray ({workers} workers)" if ray_cfg is not None else ""
+    click.echo(f"engine: {', '.join(engines)}{where}", err=True)
     if report_dir:
         from snn_onnx.report import aggregate
 
@@ -654,10 +697,17 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
         click.echo(f"wrote {json_out}")
 
 
+def _energy_cfg(e_ac: float, e_mac: float):
+    from snn_onnx.energy import EnergyConfig
+
+    return EnergyConfig(e_ac_pj=e_ac, e_mac_pj=e_mac)
+
+
 register_report_commands(cli, handle_errors, {
     "resolve_model_arg": _resolve_model_arg, "get_ann": _get_ann, "load_data": _load_data, "parse_ints": _parse_ints,
     "calib_options": _calib_options, "model_options": _model_options, "provenance": _provenance,
     "check_calibration_options": _check_calibration_options, "check_applied": _check_applied,
+    "engine_option": _engine_option,
 })
 
 register_interop_commands(cli, handle_errors)
