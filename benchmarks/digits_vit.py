@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         f"The ViT of `models/train_digits_vit.py` (2×2 patches, width 48, 4 blocks) on the digits "
         f"`test` split ({len(test.y)} images); thresholds calibrated on {len(train.y)} `train` images. "
         f"ANN accuracy (ONNX Runtime): **{100 * ann_acc:.2f} %**. SNN: transformer mode "
-        "(multi-threshold neurons, N = 8, 99th / 1st percentile at level 2).",
+        "(multi-threshold neurons, N = 8, nearest-level firing, 99th / 1st percentile at level 3).",
         "",
         "| configuration | sites | " + " | ".join(f"T={t}" for t in STEPS) + " | firing rate |",
         "|" + "---|" * (len(STEPS) + 3),

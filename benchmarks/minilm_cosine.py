@@ -123,7 +123,7 @@ def render(rows, meta) -> str:
         f"Mean cosine similarity between the SNN's and the ANN's sentence embeddings (mean pooling, "
         f"L2-normalised) over {meta['sentences']} evaluation sentences, calibration on "
         f"{meta['calibration_sentences']} other sentences. Transformer mode: multi-threshold neurons "
-        "(default N = 8 levels, 99th / 1st percentile at level 2) on every Linear / MatMul "
+        "(default N = 8 levels, nearest-level firing, 99th / 1st percentile at level 3) on every Linear / MatMul "
         "input, compensated Softmax / LayerNorm / GELU / attention products. "
         "Target: ≥ 0.99 at T = 4, ≥ 0.999 at T = 16.",
         "",

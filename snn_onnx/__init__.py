@@ -34,6 +34,7 @@ _LAZY = {
     "as_inputs": ("conversion.pipeline", "as_inputs"),
     "format_parity": ("conversion.validate", "format_parity"),
     "CalibrationConfig": ("conversion.calibrate", "CalibrationConfig"),
+    "CorrectionConfig": ("conversion.corrections", "CorrectionConfig"),
     "NeuronConfig": ("conversion.rewrite", "NeuronConfig"),
     "MultiThresholdConfig": ("conversion.transformer", "MultiThresholdConfig"),
     "SignGDConfig": ("conversion.signgd_mode", "SignGDConfig"),
@@ -42,6 +43,8 @@ _LAZY = {
     "Session": ("runtime.session", "Session"),
     "SnnOutput": ("runtime.session", "SnnOutput"),
     "make_session": ("runtime.session", "make_session"),
+    "collapse": ("runtime.collapsed", "collapse"),
+    "RayConfig": ("runtime.ray_eval", "RayConfig"),
 }
 
 

@@ -41,14 +41,15 @@ def test_calibration_methods_recorded_and_thresholds_follow_data():
     ann, x = small_cnn(), inputs(64)
     sess = ort.InferenceSession(_with_output(ann, "c").SerializeToString(), providers=["CPUExecutionProvider"])
     pre = sess.run(["c"], {"x": x})[0]
-    res = snn_onnx.convert(ann, time_steps=4, data=x, calibration=CalibrationConfig(method="max"))
+    res = snn_onnx.convert(ann, time_steps=4, data=x, calibration=CalibrationConfig(method="max", per_channel=False))
     (site,) = res.sites
     assert site.threshold_source == "calibration:max"
     assert site.threshold[0] == pytest.approx(float(pre.max()), rel=1e-6)
-    res = snn_onnx.convert(ann, time_steps=4, data=x, calibration=CalibrationConfig(method="percentile", percentile=90))
+    res = snn_onnx.convert(ann, time_steps=4, data=x, calibration=CalibrationConfig(method="percentile", percentile=90,
+                                                                                 per_channel=False))
     pos = pre[pre > 0]
     assert res.sites[0].threshold[0] == pytest.approx(float(np.percentile(pos, 90)), rel=1e-3)
-    res = snn_onnx.convert(ann, time_steps=4, data=x, calibration=CalibrationConfig(per_channel=True))
+    res = snn_onnx.convert(ann, time_steps=4, data=x, calibration=CalibrationConfig(method="max", per_channel=True))
     assert res.sites[0].channel_axis == 1
     per_ch = pre.max(axis=(0, 2, 3))
     # a channel that never goes positive never fires: it gets a placeholder threshold

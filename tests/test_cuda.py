@@ -79,15 +79,16 @@ def mt_spec(x, scale_pos, scale_neg, *, time_steps, levels=8, channel_axis=-1):
         v = v + xt[t]
         e = np.zeros_like(v)
         pos = np.zeros(v.shape, bool)
+        mid = [F32(0.5)] + [F32(0.75 * 2.0**k) for k in range(1, levels)]  # nearest level
         for k in range(levels):  # ascending: the last level that passes is the largest
             p = sp * F32(2.0**k)
-            ok = v >= p - sp * F32(0.5)
+            ok = v >= sp * mid[k]
             e = np.where(ok, p, e)
             pos |= ok
         neg = np.zeros(v.shape, bool)
         for k in range(levels):
             q = sn * F32(2.0**k)
-            ok = ~pos & (-v >= q - sn * F32(0.5))
+            ok = ~pos & (-v >= sn * mid[k])
             e = np.where(ok, -q, e)
             neg |= ok
         e = e.astype(F32)

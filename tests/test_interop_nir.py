@@ -46,14 +46,17 @@ def digits():
 
 @pytest.fixture(scope="module")
 def snns(tmp_path_factory, digits):
-    """The same ReLU CNN converted with each neuron setting (calibrated on real digits)."""
+    """The same ReLU CNN converted with each neuron setting (calibrated on real digits), one
+    threshold per layer (SpikingJelly's and snnTorch's readers take no other; the converter's
+    default is per channel)."""
     out = {}
     folder = tmp_path_factory.mktemp("snns")
     model = relu_cnn()
+    per_layer = snn_onnx.CalibrationConfig(method="max", per_channel=False)
     for name, kw in NEURONS.items():
         path = folder / f"{name}.snn.onnx"
         snn_onnx.convert(model, input_shape=(1, 8, 8), time_steps=T, neuron=snn_onnx.NeuronConfig(**kw),
-                         data=digits, output=path, parity_samples=8)
+                         data=digits, output=path, parity_samples=8, calibration=per_layer)
         out[name] = path
     return out
 
@@ -169,6 +172,23 @@ def test_import_of_our_export_gives_the_same_spikes(snns, digits, tmp_path):
     ref = snn_onnx.Session(str(snns["lif"])).run(digits)
     np.testing.assert_allclose(next(iter(out.outputs.values())), ref.outputs["logits"], atol=1e-5)
     assert set(out.spike_counts) == set(imp.neurons)  # spike counts per imported layer
+
+
+def test_default_per_channel_thresholds_round_trip(digits, tmp_path):
+    """The converter's default thresholds (one per channel, Conv and Linear layers alike) go
+    through NIR and back with the same spikes."""
+    snn_path = tmp_path / "pc.snn.onnx"
+    snn_onnx.convert(relu_cnn(), input_shape=(1, 8, 8), time_steps=T, data=digits, output=snn_path, parity_samples=8,
+                     neuron=snn_onnx.NeuronConfig(**NEURONS["lif"]))
+    snn = read_snn(snn_path)
+    assert all(len(np.unique(n.threshold)) > 1 for n in snn.neurons)  # per channel everywhere
+    exp = to_nir(snn)
+    path = tmp_path / "pc.nir"
+    exp.write(path)
+    imp = from_nir(path, time_steps=T, static_inputs=True)
+    ours, again = trace_snn(snn, digits), trace_snn(read_snn(imp.model), digits)
+    for ne in exp.neurons:
+        np.testing.assert_array_equal(again.spikes[imp.neurons[ne.nir_node]], ours.spikes[ne.onnx_node])
 
 
 def _run_ours_on_frames(model, frames: np.ndarray):

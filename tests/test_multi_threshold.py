@@ -85,33 +85,45 @@ def test_schema_defaults():
 
 
 def test_spec_hand_worked():
-    """s_p = 1, s_n = 0.5, N = 3: levels +1, +2, +4 (thresholds 0.5, 1.5, 3.5) and -0.5, -1, -2
-    (thresholds on -v: 0.25, 0.75, 1.75)."""
-    x = np.array([3.6, 0.0, 0.2, -1.0, 10.0, 0.0], F32)  # T = 6, B = 1, one neuron
+    """s_p = 1, s_n = 0.5, N = 3: levels +1, +2, +4 (thresholds at the midpoints 0.5, 1.5, 3)
+    and -0.5, -1, -2 (thresholds on -v: 0.25, 0.75, 1.5): each step the nearest level."""
+    x = np.array([3.2, 0.0, 1.4, -0.9, 10.0, 0.0], F32)  # T = 6, B = 1, one neuron
     y, c = ref.multi_threshold_neuron(x, 1.0, 0.5, time_steps=6, levels=3)
-    # v: 3.6 -> +4 (v=-0.4); -0.4 -> -0.5 (v=0.1); 0.3 -> nothing; -0.7 -> -0.5 (v=-0.2);
-    # 9.8 -> +4 (5.8); 5.8 -> +4 (1.8)
-    np.testing.assert_array_equal(y, np.array([4.0, -0.5, 0.0, -0.5, 4.0, 4.0], F32))
-    np.testing.assert_array_equal(c.ravel(), [1, 1, 0, 1, 1, 1])
+    # v: 3.2 -> +4 (v=-0.8); -0.8 -> -1 (v=0.2); 1.6 -> +2 (v=-0.4); -1.3 -> -1 (v=-0.3);
+    # 9.7 -> +4 (5.7); 5.7 -> +4 (1.7)
+    np.testing.assert_array_equal(y, np.array([4.0, -1.0, 2.0, -1.0, 4.0, 4.0], F32))
+    np.testing.assert_array_equal(c.ravel(), [1, 1, 1, 1, 1, 1])
+
+
+def test_nearest_level():
+    """One step from rest: the level nearest to the input (of 0 and ±s·2^k), ties upward."""
+    s, levels = F32(0.25), 6
+    x = np.linspace(-20, 20, 4001).astype(F32)
+    y, _ = ref.multi_threshold_neuron(x[None, :], s, s, time_steps=1, levels=levels)
+    grid = np.concatenate([-s * 2.0 ** np.arange(levels)[::-1], [0.0], s * 2.0 ** np.arange(levels)])
+    dist = np.abs(x[:, None].astype(np.float64) - grid[None, :])
+    best = dist.min(axis=1)
+    assert np.all(np.abs(x - y[0]) <= best + 1e-6)
 
 
 def test_equality_fires(so):
-    """v exactly on a threshold fires that level (>=), on both sides."""
+    """v exactly on a threshold (a midpoint between levels) fires the upper level (>=), on both sides."""
     T = 2
-    x = np.array([[0.5, 1.5, 3.5, -0.5, -1.5, 0.49]] * T, F32).reshape(T, 6)
+    x = np.array([[0.5, 1.5, 3.0, 6.0, -0.5, -3.0, 0.49, 2.99]] * T, F32).reshape(T, 8)
     x[1] = 0.0
     model, feeds = build(OP, [("x", x), ("scale_pos", np.float32(1.0)), ("scale_neg", np.float32(1.0))],
                          {"time_steps": T, "levels": 4}, True)
     y, c = run(so, model, feeds)
-    np.testing.assert_array_equal(y[0], [1.0, 2.0, 4.0, -1.0, -2.0, 0.0])
+    np.testing.assert_array_equal(y[0], [1.0, 2.0, 4.0, 8.0, -1.0, -4.0, 0.0, 2.0])
     ry, rc = ref.multi_threshold_neuron(x, 1.0, 1.0, time_steps=T, levels=4)
     np.testing.assert_array_equal(y, ry)
     np.testing.assert_array_equal(c, rc)
 
 
 def test_running_mean_tracks_input():
-    """Inputs within the top level: the membrane (cumulative input minus cumulative output)
-    stays within one top level, so the running mean output converges like 1/t."""
+    """Inputs within the top level: after each step the membrane (cumulative input minus
+    cumulative output) stays within half the top level, so the running mean output converges
+    like 1/t."""
     rng = np.random.default_rng(0)
     T, levels, s = 64, 8, np.float32(0.01)
     top = float(s) * 2 ** (levels - 1)
@@ -119,12 +131,12 @@ def test_running_mean_tracks_input():
     y, _ = ref.multi_threshold_neuron(x, s, s, time_steps=T, levels=levels)
     xt, yt = x.reshape(T, 4, 300).astype(np.float64), y.reshape(T, 4, 300).astype(np.float64)
     v = np.cumsum(xt - yt, axis=0)
-    assert np.abs(v).max() <= top + float(s)
-    # constant input: mean output within (top + s) / t of it
+    assert np.abs(v).max() <= top / 2 + 1e-5 * top
+    # constant input: mean output within (top / 2) / t of it
     xc = np.tile(rng.uniform(-top, top, size=(1, 300)).astype(F32), (T, 1))
     yc, _ = ref.multi_threshold_neuron(xc, s, s, time_steps=T, levels=levels)
     err = np.abs(np.cumsum(yc, 0) / np.arange(1, T + 1)[:, None] - xc)
-    assert np.all(err <= (top + float(s)) / np.arange(1, T + 1)[:, None] + 1e-6)
+    assert np.all(err <= (top / 2) / np.arange(1, T + 1)[:, None] + 1e-6)
 
 
 def test_threads_agree(snn_library):

@@ -264,7 +264,9 @@ def test_minilm_sentence_embeddings_converge(minilm):
                             np.linalg.norm(per_step[t - 1], axis=-1) / np.linalg.norm(ref, axis=-1)))
            for t in (2, 4, 16)}
     assert cos[2] < cos[4] < cos[16], cos
-    assert cos[16] > 0.99, cos
+    # issue 16's targets, met by the nearest-level neuron with the percentile at level 3
+    # (docs/fidelity.md; measured here 0.9908 at T = 4 and 0.9994 at T = 16)
+    assert cos[4] >= 0.99 and cos[16] >= 0.999, cos
     got = make_session(identity_neurons(res.model)).run(["sentence_embedding"], feeds)[0]
     np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5)
 

@@ -18,6 +18,7 @@ import numpy as np
 import snn_onnx
 from snn_onnx.errors import DataError, SnnOnnxError
 
+from .correction_opts import CORRECTION_OPTIONS, correction_options
 from .interop_cmds import register as register_interop_commands
 from . import event_data
 from .options import (
@@ -208,6 +209,13 @@ def cli(ctx: click.Context, debug: bool) -> None:
         warnings.showwarning = lambda message, category, *a, **k: click.echo(f"warning: {one_line(message)}", err=True)
 
 
+def _engine_option(default: str = "auto"):
+    return click.option(
+        "--engine", type=click.Choice(["auto", "steps", "collapsed"]), default=default, show_default=True,
+        help="steps: T steps with the custom-op kernels; collapsed: one pass over time means (ParaIF networks "
+             "only, same outputs and spike counts; docs/collapsed.md); auto: collapsed where it applies.")
+
+
 def _model_options(fn):
     for opt in reversed(
         [
@@ -227,11 +235,14 @@ def _model_options(fn):
 def _calib_options(fn):
     for opt in reversed(
         [
-            click.option("--calib-method", type=click.Choice(["max", "percentile"]), default="max", show_default=True,
-                         help="Threshold statistic of the calibrated IF / ParaIF neurons (CNN mode)."),
+            click.option("--calib-method", type=click.Choice(["max", "percentile", "mse", "ltb"]), default="mse",
+                         show_default=True, help="Thresholds of the calibrated IF / ParaIF neurons (CNN mode): max, "
+                         "percentile, least squared error at T (mse), local threshold balancing (ltb); docs/fidelity.md."),
             click.option("--percentile", type=click.FloatRange(0, 100, min_open=True), default=99.99, show_default=True,
                          help="With --calib-method percentile."),
-            click.option("--per-channel", is_flag=True, help="One threshold per channel."),
+            click.option("--per-channel/--per-tensor", default=True, show_default=True,
+                         help="IF / ParaIF thresholds per channel or one per layer (CNN mode); in transformer mode "
+                         "--per-channel gives Linear inputs one scale pair per feature."),
             click.option("--num-calib", type=click.IntRange(min=1), default=256, show_default=True, help="Calibration samples."),
         ]
     ):
@@ -248,8 +259,9 @@ def _transformer_options(fn):
             click.option("--mt-percentile", type=float, default=99.0, show_default=True,
                          help="Upper calibration percentile of the multi-threshold neurons."),
             click.option("--mt-lower-percentile", type=float, default=None, help="Lower percentile (default 100 - --mt-percentile)."),
-            click.option("--anchor-level", type=int, default=2, show_default=True,
-                         help="Level k whose value s*2^k is the calibrated percentile."),
+            click.option("--anchor-level", type=int, default=None,
+                         help="Level k whose value s*2^k is the calibrated percentile (default 3, or the top level "
+                         "with fewer levels)."),
             click.option("--mt-sites", type=click.Choice(["all", "linear"]), default="all", show_default=True,
                          help="Neurons on Linear inputs and attention operands (all) or Linear inputs only."),
             click.option("--fused", is_flag=True, help="Use fused compensation kernels where they exist."),
@@ -310,11 +322,12 @@ NEURON_HELP = ("Spiking neuron (CNN mode): paraif (parallel, exact for QCFS ANNs
 @click.option("--no-parity-gate", is_flag=True,
               help="Write the SNN even when it should reproduce the ANN exactly (ParaIF, T = L) and does not.")
 @click.option("--explain", is_flag=True, help="List every activation the rules looked at and did not take, and why.")
+@correction_options
 @handle_errors
 def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, allow_compensation, data_source, event_input, calib_method,
             percentile, per_channel, num_calib, input_shape, num_classes, checkpoint, qcfs_levels, exporter, mode, levels,
             mt_percentile, mt_lower_percentile, anchor_level, mt_sites, fused, no_spike_counts, no_per_step, force, quiet,
-            no_parity_gate, explain):
+            no_parity_gate, explain, corrections):
     """Convert MODEL (an .onnx file, a timm model name, module:factory or a Hugging Face model
     folder; default: the bundled digits example) into a spiking ONNX model.
 
@@ -335,12 +348,13 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
     if mode == "cnn":
         refuse(MT_OPTIONS, "--mode cnn converts activations to --neuron neurons; these configure transformer mode")
     if mode == "transformer" or hf:
-        refuse(NEURON_OPTIONS + CALIB_METHOD_OPTIONS, "transformer mode uses multi-threshold neurons, calibrated with "
-                                                      "--mt-percentile (docs/transformers.md)")
+        refuse(NEURON_OPTIONS + CALIB_METHOD_OPTIONS + CORRECTION_OPTIONS, "transformer mode uses multi-threshold "
+               "neurons, calibrated with --mt-percentile (docs/transformers.md)")
         if hf and event_input:
             raise click.UsageError("--event-input does not apply to a Hugging Face text model")
     if neuron == "signgd":
-        cfg = signgd_cli.config(allow_compensation, leak=leak, reset=reset, v_init=v_init, signed_eps=signed_eps)
+        cfg = signgd_cli.config(allow_compensation, calib_method, leak=leak, reset=reset, v_init=v_init,
+                                signed_eps=signed_eps)
     elif allow_compensation:
         raise click.UsageError("--allow-compensation applies to --neuron signgd only")
     else:
@@ -355,7 +369,8 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
     out_path = check_output_path(output, force)  # refuse before spending time on export and calibration
     check_sources(data_source if not hf else None, event_input, checkpoint)
     sentences = _load_sentences(data_source) if hf and data_source else None
-    mt = _mt_config(levels, mt_percentile, mt_lower_percentile, anchor_level, mt_sites, per_channel)
+    mt = _mt_config(levels, mt_percentile, mt_lower_percentile, anchor_level, mt_sites,
+                    per_channel and given("per_channel"))  # per tensor unless asked: CNN and MT defaults differ
     progress = Progress(not quiet)
     try:
         with progress.step("export" if kind in ("timm", "factory", "hf") else "load"):
@@ -380,7 +395,7 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
             res = do_convert(ann, time_steps=time_steps, neuron=cfg, data=ds, calibration=cal, output=None,
                              spike_counts=not no_spike_counts, per_step=not no_per_step, on_progress=progress,
                              source_name=model, mode=mode, multi_threshold=mt, fused=fused, event_inputs=event_inputs,
-                             parity_gate=not no_parity_gate, data_source=source)
+                             parity_gate=not no_parity_gate, data_source=source, corrections=corrections)
     finally:
         progress.close()
     _check_applied(res)
@@ -434,9 +449,10 @@ def _check_applied(res) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="Run the first N samples of --event-input only.")
 @click.option("--output", "output_path", type=click.Path(), help="Write outputs and spike counts to this .npz.")
 @click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@_engine_option()
 @click.option("--force", is_flag=True, help="Overwrite an existing --output file.")
 @handle_errors
-def run(model, input_path, event_input, limit, output_path, provider, force):
+def run(model, input_path, event_input, limit, output_path, provider, engine, force):
     """Run a converted SNN on inputs from a file (or event data) and print its outputs and
     firing rates. An event input takes [T*B, ...] or [T, B, ...] arrays."""
     from snn_onnx import data as data_mod, files
@@ -452,7 +468,7 @@ def run(model, input_path, event_input, limit, output_path, provider, force):
     if input_path is not None:
         data_mod.check_array_file(input_path, "input file")
     providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else ["CPUExecutionProvider"]
-    sess = snn_onnx.Session(model, providers=providers)
+    sess = snn_onnx.Session(model, providers=providers, engine=engine)
     labels = None
     if event_input is not None:
         events = [k for k, v in sess.input_kinds.items() if v == "event"]
@@ -465,6 +481,9 @@ def run(model, input_path, event_input, limit, output_path, provider, force):
     else:
         inputs = data_mod.read_arrays(input_path, "input file")
     out = sess.run(inputs)
+    # after the run, so that a refused input stays a one-line error
+    why = f" ({sess.engine_note.split(';')[0]})" if engine == "auto" and sess.engine_note else ""
+    click.echo(f"engine: {sess.engine}{why}", err=True)
     for name, v in out.outputs.items():
         line = f"{name}: shape {list(v.shape)}"
         if v.ndim == 2 and v.shape[1] > 1:
@@ -524,6 +543,11 @@ def info(model, as_json):
         cal = meta.get("calibration", {})
         click.echo(f"calibration: {cal.get('method')} on {cal.get('num_samples')} samples, "
                    f"per-channel={cal.get('per_channel')}; {cal.get('sites_from_ann', 0)} thresholds from the ANN (QCFS/clip)")
+        corr = cal.get("corrections")
+        if corr:  # docs/calibration.md
+            done = [k for k in ("shift", "bias", "potential") if corr.get(k)]
+            click.echo(f"corrections: {', '.join(done)} at {len(corr.get('sites', []))} neurons"
+                       + (f" (measured on {corr['samples']} samples)" if corr.get("bias") or corr.get("potential") else ""))
         for line in format_parity(meta.get("parity", {})):
             click.echo(line)
         prov = meta.get("provenance", {})
@@ -581,13 +605,21 @@ def _dims(v) -> str:
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @click.option("--report", "report_dir", type=click.Path(), help="Also write a run folder per SNN run (energy, plots, HTML) under DIR.")
 @energy_options
+@_engine_option()
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--provider", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Shard the evaluation over Ray (pip install 'snn-onnx[ray]'): alone, a local cluster on this "
+                   "machine; with an ADDRESS (auto, ray://head:10001), that cluster.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Ray actors (with --ray).")
 @handle_errors
 def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_init, signed_eps, limit, calib_method,
              percentile, per_channel, num_calib, input_shape, num_classes, checkpoint, qcfs_levels, exporter, json_out,
-             force, quiet, report_dir, e_ac, e_mac):
+             force, quiet, report_dir, e_ac, e_mac, engine, batch_size, provider, ray_address, workers):
     """ANN and SNN accuracy and ANN agreement for every T and neuron (default: the bundled
     digits example on its test split; thresholds calibrated on the train split). Options such
-    as --leak go to the neurons that have them."""
+    as --leak go to the neurons that have them. ParaIF runs collapsed (--engine auto): a sweep
+    costs about one ANN pass per T."""
     from snn_onnx import CalibrationConfig, files
     from snn_onnx.evaluate import evaluate
 
@@ -600,8 +632,8 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
         from snn_onnx.energy import EnergyConfig
 
         EnergyConfig(e_ac_pj=e_ac, e_mac_pj=e_mac)  # refuses NaN / negative prices now, not after the runs
-    else:
-        refuse(("e_ac", "e_mac"), "energy prices are for the run folders of --report")
+    elif event_input is not None:
+        refuse(("e_ac", "e_mac"), "energy prices are for the run folders of --report (event data has no energy column)")
     ts = parse_time_steps(t_list)
     kinds = parse_neurons(neurons)
     cfgs = neuron_configs(kinds, leak, reset, v_init, signed_eps)
@@ -611,6 +643,25 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
     _check_calibration_options(calib_method)
     if event_input is not None and data_source is not None:
         raise click.UsageError("--data does not apply with --event-input: the event data is the test data")
+    sequential = [k for k in kinds if k != "paraif"]
+    if engine == "collapsed" and sequential:
+        raise click.UsageError(f"--engine collapsed runs ParaIF networks only ({sequential[0]} spikes depend on the "
+                               "order of their inputs); use --neurons paraif (or --engine auto)")
+    ray_cfg = None
+    if ray_address is not None:
+        if report_dir:
+            raise click.UsageError("--report writes run folders in this process; it cannot be combined with --ray")
+        if event_input is not None:
+            raise click.UsageError("--ray shards static test data; event data (--event-input) runs in this process")
+        from snn_onnx.runtime.ray_eval import RayConfig, import_ray
+
+        import_ray()  # says what to install before any work is done
+        ray_cfg = RayConfig(address=None if ray_address == "local" else ray_address, workers=workers,
+                            num_gpus=1.0 if provider == "cuda" else 0.0)
+    elif workers != 2:
+        raise click.UsageError("--workers applies to --ray only")
+    if event_input is not None and engine == "collapsed":
+        raise click.UsageError("--engine collapsed does not apply to event data (--event-input): it runs step by step")
     check_sources(data_source, event_input, checkpoint)
     progress = Progress(not quiet)
     with progress.step("export" if kind in ("timm", "factory") else "load"):
@@ -641,12 +692,17 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
     prov = _provenance(model, kind, is_example, checkpoint, qcfs_levels, getattr(calib, "name", None))
     on_run, written = (eval_run_writer(report_dir, model, is_example, ann, test, e_ac, e_mac, event_input=name,
                                        provenance=prov) if report_dir else (None, []))
+    providers = ["CUDAExecutionProvider", "CPUExecutionProvider"] if provider == "cuda" else None
     n_rows = len(ts) * len(cfgs)
     with click.progressbar(length=n_rows, label="evaluating", file=sys.stderr, hidden=quiet) as bar:
         result = evaluate(ann, test if event_input else test.x, test.y, calib if event_input else calib.x,
                           time_steps=ts, neurons=cfgs, calibration=cal, on_step=lambda msg: bar.update(1),
-                          on_run=on_run, event_input=name)
+                          on_run=on_run, event_input=name, engine=engine, ray=ray_cfg, batch_size=batch_size,
+                          energy=None if event_input else _energy_cfg(e_ac, e_mac), providers=providers)
     click.echo(result.table())
+    engines = sorted({r.engine for r in result.rows if r.engine})
+    where = f" on Ray ({workers} workers)" if ray_cfg is not None else ""
+    click.echo(f"engine: {', '.join(engines)}{where}", err=True)
     if report_dir:
         from snn_onnx.report import aggregate
 
@@ -657,10 +713,17 @@ def eval_cmd(model, data_source, event_input, t_list, neurons, leak, reset, v_in
         click.echo(f"wrote {json_out}")
 
 
+def _energy_cfg(e_ac: float, e_mac: float):
+    from snn_onnx.energy import EnergyConfig
+
+    return EnergyConfig(e_ac_pj=e_ac, e_mac_pj=e_mac)
+
+
 register_report_commands(cli, handle_errors, {
     "resolve_model_arg": _resolve_model_arg, "get_ann": _get_ann, "load_data": _load_data, "parse_ints": _parse_ints,
     "calib_options": _calib_options, "model_options": _model_options, "provenance": _provenance,
     "check_calibration_options": _check_calibration_options, "check_applied": _check_applied,
+    "engine_option": _engine_option,
 })
 
 register_interop_commands(cli, handle_errors)

@@ -87,6 +87,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
     provenance_of = helpers["provenance"]
     check_calibration_options = helpers["check_calibration_options"]
     check_applied = helpers["check_applied"]
+    engine_option = helpers["engine_option"]
 
     @cli.command("report")
     @click.argument("model", required=False)
@@ -110,11 +111,12 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
                        "threshold (plots, potentials.csv, TensorBoard PotentialHist/ and PotentialNearThresh/).")
     @calib_options
     @model_options
+    @engine_option()
     @click.option("--quiet", is_flag=True, help="Print only the folder written.")
     @handle_errors
     def report_cmd(model, data_source, event_input, limit, time_steps, neuron, leak, reset, v_init, signed_eps, ann_path,
                    runs_dir, name, e_ac, e_mac, batch_size, no_tensorboard, potentials, calib_method, percentile, per_channel,
-                   num_calib, input_shape, num_classes, checkpoint, qcfs_levels, exporter, quiet):
+                   num_calib, input_shape, num_classes, checkpoint, qcfs_levels, exporter, engine, quiet):
         """Convert MODEL (default: the bundled digits example), run it on test data and write a
         run folder: config.json, summary.json, CSVs, PNG plots, report.html and TensorBoard
         events; print the headline numbers. MODEL may be an SNN converted already."""
@@ -127,6 +129,9 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
         kind = model_kind(model, is_example)
         cfg = _energy_config(e_ac, e_mac)
         check_calibration_options(calib_method)
+        if potentials and engine == "collapsed":
+            raise click.UsageError("--potentials needs --engine steps (or auto): the collapsed engine has no "
+                                   "membrane potential per step")
         if event_input is not None and data_source is not None:
             raise click.UsageError("--data does not apply with --event-input: the event data is the test data")
         check_folder(runs_dir, "--runs-dir")
@@ -204,6 +209,7 @@ def register(cli: click.Group, handle_errors: Callable, helpers: dict[str, Any])
                 run, folder = run_report(
                     ann, test_x, test.y, None, time_steps=time_steps, calibration=None, energy=cfg, runs_dir=runs_dir,
                     name=run_name, batch_size=batch_size, tensorboard=not no_tensorboard, snn=snn, potentials=potentials,
+                    engine=engine,
                     config={"model": "bundled example digits_qcfs_cnn.onnx" if is_example else model,
                             "data": {"source": source, "name": test.name, "split": "test", "limit": limit},
                             "provenance": report_prov, "command": " ".join(["snn-onnx", *sys.argv[1:]])},

@@ -5,14 +5,19 @@ from __future__ import annotations
 import click
 import onnx
 
-from .options import flag
+from .correction_opts import CORRECTION_OPTIONS
+from .options import flag, given, refuse
 
 
-def config(allow_compensation: bool, **if_options):
+def config(allow_compensation: bool, calib_method: str | None = None, **if_options):
     """The SignGD configuration; options of the IF-family neurons (--leak, --reset, --v-init,
-    --signed-eps) do not apply and are refused."""
+    --signed-eps), the corrections and the ReLU threshold methods do not apply and are refused."""
     from snn_onnx import SignGDConfig
 
+    refuse(CORRECTION_OPTIONS, "the corrections adjust IF / ParaIF neurons; SignGD neurons track f itself")
+    if calib_method in ("mse", "ltb") and given("calib_method"):
+        raise click.UsageError(f"--calib-method {calib_method} does not apply to --neuron signgd: its amplitudes are "
+                               "the max (or --calib-method percentile) of |f(x)| (docs/signgd.md)")
     given = [flag(k) for k, v in if_options.items() if v is not None]
     if given:
         raise click.UsageError(f"{', '.join(given)} do(es) not apply to the signgd neuron (options of the IF-family "

@@ -205,8 +205,28 @@ def sj_runners(snn, x_np: np.ndarray, T: int) -> dict[str, Callable[[], Any]]:
     return {"sj_s": single, "sj_m": multi}
 
 
+def snn_engine_session(snn_path: Path, threads: int, engine: str):
+    """(ORT session, engine used) of the SNN: as converted (steps) or its collapsed form."""
+    import onnx
+    import onnxruntime as ort
+
+    from snn_onnx.runtime.session import make_session
+
+    if engine != "steps":
+        from snn_onnx.runtime.collapsed import CollapseError, collapse
+
+        try:
+            model = collapse(onnx.load(str(snn_path))).model
+            return ort.InferenceSession(model.SerializeToString(), _ort_options(threads),
+                                        providers=["CPUExecutionProvider"]), "collapsed"
+        except CollapseError:
+            if engine == "collapsed":
+                raise
+    return make_session(str(snn_path), sess_options=_ort_options(threads)), "steps"
+
+
 def ort_runners(ann_path: Path, snn_path: Path, x: np.ndarray, T: int, threads: int,
-                methods: tuple[str, ...]) -> dict[str, Callable[[], Any]]:
+                methods: tuple[str, ...], engine: str = "steps") -> dict[str, Callable[[], Any]]:
     import onnxruntime as ort
 
     from snn_onnx.runtime.session import make_session
@@ -219,7 +239,7 @@ def ort_runners(ann_path: Path, snn_path: Path, x: np.ndarray, T: int, threads: 
         out["ann_xT"] = lambda: [ann.run(None, {name: x}) for _ in range(T)]
         out["ann_fold"] = lambda: ann.run(None, {name: xT})
     if "snn" in methods:
-        snn = make_session(str(snn_path), sess_options=_ort_options(threads))
+        snn, _ = snn_engine_session(snn_path, threads, engine)
         sname = snn.get_inputs()[0].name
         out["snn"] = lambda: snn.run(None, {sname: x})
     plain_path = snn_path.with_name(snn_path.name.replace(".snn.onnx", ".plain.snn.onnx"))
@@ -274,24 +294,27 @@ def memory_child(argv: list[str]) -> int:
     p.add_argument("-T", type=int, required=True)
     p.add_argument("-B", type=int, required=True)
     p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--engine", default="steps")
     a = p.parse_args(argv)
     img = MODELS[a.model]["img"]
     x = np.random.default_rng(1).standard_normal((a.B, 3, img, img)).astype(np.float32)
     if a.method.startswith("sj"):
         fn = sj_runners(build_sj(a.model, a.threads), x, a.T)[a.method]
     else:
-        fn = ort_runners(Path(a.ann), Path(a.snn), x, a.T, a.threads, (a.method,))[a.method]
+        fn = ort_runners(Path(a.ann), Path(a.snn), x, a.T, a.threads, (a.method,), a.engine)[a.method]
     before = _status_mib("VmRSS")
     fn()
     print(json.dumps({"before_mib": before, "peak_mib": _status_mib("VmHWM")}))
     return 0
 
 
-def measure_memory(method: str, model: str, ann: Path, snn: Path, T: int, B: int, threads: int) -> dict | None:
+def measure_memory(method: str, model: str, ann: Path, snn: Path, T: int, B: int, threads: int,
+                   engine: str = "steps") -> dict | None:
     if not Path("/proc/self/status").exists():
         return None
     cmd = [sys.executable, "-m", "snn_onnx.bench.cpu", "--memory-child", "--method", method, "--model", model,
-           "--ann", str(ann), "--snn", str(snn), "-T", str(T), "-B", str(B), "--threads", str(threads)]
+           "--ann", str(ann), "--snn", str(snn), "-T", str(T), "-B", str(B), "--threads", str(threads),
+           "--engine", engine]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "models"), str(ROOT / "cli"),
                                                          os.environ.get("PYTHONPATH", "")])}
     res = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -397,7 +420,8 @@ def render(rows: list[Row], skipped: dict[str, str], profile: dict | None, conve
            info: dict, args: argparse.Namespace, elapsed: float) -> str:
     L = []
     L.append("# CPU benchmarks\n")
-    L.append("Measured by `python benchmarks/cpu_speed.py" + (" --quick" if args.quick else "") + "` "
+    engine = "" if args.engine == "steps" else f" --engine {args.engine}"
+    L.append("Measured by `python benchmarks/cpu_speed.py" + (" --quick" if args.quick else "") + engine + "` "
              "(also `snn-onnx bench`); this file is its output, rewritten on every run. "
              "Times are medians over the repetitions of one run, the methods alternating every "
              "repetition, so the ratios compare like with like even on a busy machine; absolute "
@@ -408,7 +432,8 @@ def render(rows: list[Row], skipped: dict[str, str], profile: dict | None, conve
     L.append("Methods: **SNN** = the converted QCFS model (ParaIFNeuron, T steps, L = T levels; for vit_tiny the "
              "random-init timm ViT in transformer mode: multi-threshold neurons, compensated GELU / LayerNorm / "
              "Softmax / attention products, and T × ANN / ANN on T·B are that ViT) in ONNX Runtime "
-             "with the snn_onnx library, returning all its outputs (mean logits, per-step logits, spike counts); "
+             "with the snn_onnx library, returning all its outputs (mean logits, per-step logits, spike counts)"
+             + ("" if args.engine == "steps" else f", run by the {args.engine} engine (docs/collapsed.md)") + "; "
              "**T × ANN** = the same QCFS ANN in ONNX Runtime run T times on the batch; **ANN on T·B** = the ANN once "
              "on the batch repeated T times (the dense floor: the same multiply-adds as the SNN in one call); "
              "**SJ** = SpikingJelly "
@@ -561,6 +586,10 @@ def parse_args(argv: list[str] | None, default_out: str | Path | None = None) ->
                    help="seconds per configuration after which no new repetition starts (at least 3 are run)")
     p.add_argument("--threads", type=_positive(int), default=os.cpu_count() or 1, help="intra-op threads (ORT and torch)")
     p.add_argument("--no-memory", action="store_true", help="skip the per-configuration memory subprocesses")
+    p.add_argument("--engine", choices=("steps", "collapsed", "auto"), default="steps",
+                   help="how the SNN runs: steps (T steps, custom-op kernels), collapsed (one pass over time "
+                        "means, standard ops; docs/collapsed.md) or auto (collapsed where it applies); "
+                        "benchmarks/collapsed.py compares the two")
     p.add_argument("--no-peer", action="store_true", help="skip SpikingJelly")
     p.add_argument("--sj-modes", default="s,m", help="SpikingJelly step modes to time: s (single-step), m (multi-step)")
     p.add_argument("--no-conversion", action="store_true", help="skip timing `snn-onnx convert resnet18`")
@@ -654,7 +683,7 @@ def main(argv: list[str] | None = None, default_out: str | Path | None = None) -
                         sj, sj_error = False, str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 for B in args.batches:
                     x = np.random.default_rng(1).standard_normal((B, 3, spec["img"], spec["img"])).astype(np.float32)
-                    fns = ort_runners(ann_path, snn_path, x, T, args.threads, methods)
+                    fns = ort_runners(ann_path, snn_path, x, T, args.threads, methods, args.engine)
                     if sj:
                         fns.update({k: f for k, f in sj_runners(sj, x, T).items() if k in methods})
                     log(f"{name} T={T} B={B}: timing {list(fns)}")
@@ -664,7 +693,7 @@ def main(argv: list[str] | None = None, default_out: str | Path | None = None) -
                         row.note = f"SpikingJelly could not convert this model: {sj_error}"
                     if not args.no_memory:
                         for m in fns:
-                            mem = measure_memory(m, name, ann_path, snn_path, T, B, args.threads)
+                            mem = measure_memory(m, name, ann_path, snn_path, T, B, args.threads, args.engine)
                             if mem:
                                 row.peak_mib[m], row.before_mib[m] = mem["peak_mib"], mem["before_mib"]
                     rows.append(row)

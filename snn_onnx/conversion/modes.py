@@ -18,8 +18,9 @@ import onnx
 import onnx_ir as ir
 
 from ..errors import CalibrationError, ConversionError
-from . import calibrate, transformer
+from . import transformer
 from .calibrate import CalibrationConfig, SiteRequest
+from .corrections import site_thresholds
 from .rewrite import NeuronConfig, NeuronRecord, SnnBuilder
 from .rules import Site
 from .transformer import MultiThresholdConfig
@@ -33,8 +34,10 @@ class CnnMode:
 
     name = "cnn"
 
-    def __init__(self, neuron: NeuronConfig, calibration: CalibrationConfig, sites: list[Site]):
+    def __init__(self, neuron: NeuronConfig, calibration: CalibrationConfig, sites: list[Site],
+                 time_steps: int | None = None):
         self.neuron, self.calibration, self._sites = neuron, calibration, sites
+        self.time_steps = time_steps  # the mse threshold fits the neuron at T steps
 
     def sites(self, graph: ir.Graph) -> list[Site]:
         if not self._sites:
@@ -54,8 +57,9 @@ class CnnMode:
 
     def calibrate(self, ann: onnx.ModelProto, sites: list[Site], inputs, config: CalibrationConfig,
                   progress: Progress | None) -> dict[str, Any]:
-        requests = [SiteRequest(s.name, s.input.name, _channel_axis(s)) for s in sites if s.threshold is None]
-        return calibrate.collect(ann, requests, inputs, config, progress)
+        need = [s for s in sites if s.threshold is None]
+        requests = [SiteRequest(s.name, s.input.name, _channel_axis(s)) for s in need]
+        return site_thresholds(ann, need, requests, inputs, config, self.time_steps, self.neuron.v_init, progress)
 
     def calibrated(self, sites: list[Site]) -> int:
         return sum(s.threshold is None for s in sites)
@@ -152,12 +156,13 @@ class MultiThresholdMode:
 
 
 def choose(graph: ir.Graph, mode: str, cnn_sites: list[Site], neuron: NeuronConfig,
-           multi_threshold: MultiThresholdConfig, calibration: CalibrationConfig) -> CnnMode | MultiThresholdMode:
+           multi_threshold: MultiThresholdConfig, calibration: CalibrationConfig,
+           time_steps: int | None = None) -> CnnMode | MultiThresholdMode:
     """The mode ``mode`` names, or for "auto" the one that fits the graph (transformer.choose_mode)."""
     chosen = transformer.choose_mode(graph, mode, n_neuron_sites=len(cnn_sites),
                                      has_staircase=any(s.kind == "staircase" for s in cnn_sites))
     if chosen == "cnn":
-        return CnnMode(neuron, calibration, cnn_sites)
+        return CnnMode(neuron, calibration, cnn_sites, time_steps)
     return MultiThresholdMode(multi_threshold)
 
 

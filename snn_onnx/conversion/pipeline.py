@@ -35,6 +35,7 @@ from ..ops.schema import MAX_TIME_STEPS as MAX_T
 from ..version import __version__
 from . import analysis, cleanup, compensation, modes, optimize, transformer, validate
 from .calibrate import CalibrationConfig
+from .corrections import CorrectionConfig, apply as apply_corrections, refuse_for_multi_threshold
 from .rewrite import NeuronConfig, SnnBuilder, batch_carrying
 from .rules import ActivationRule, Trace
 from .transformer import MultiThresholdConfig
@@ -181,6 +182,7 @@ def convert(
     data_source: str | None = None,
     provenance: dict[str, Any] | None = None,
     allow_compensation: bool = False,
+    corrections: CorrectionConfig | None = None,
 ) -> ConversionResult:
     """Convert an ANN to a spiking ONNX model.
 
@@ -208,6 +210,8 @@ def convert(
     ``neuron="signgd"`` (or a ``signgd_mode.SignGDConfig``): every non-linearity with a SignGD
     form becomes SignGD neurons (docs/signgd.md); the others are refused by name unless
     ``allow_compensation`` (SignGD only) computes them on decoded values.
+    ``corrections``: post-conversion corrections of IF / ParaIF neurons at ReLU / clip sites
+    (threshold shift, bias and potential correction; ``conversion/corrections``, docs/fidelity.md).
     """
     t0 = time.perf_counter()
     if isinstance(time_steps, bool) or not isinstance(time_steps, (int, np.integer)) or not 1 <= time_steps <= MAX_T:
@@ -239,7 +243,10 @@ def convert(
         trace = Trace()
         cnn_sites = ActivationRule(dict(clean.model.opset_imports), trace).match(clean.model.graph)
         conv_mode = modes.choose(clean.model.graph, mode, cnn_sites, cfg, multi_threshold or MultiThresholdConfig(),
-                                 calibration)
+                                 calibration, time_steps=time_steps)
+        corrections = corrections or CorrectionConfig()
+        if conv_mode.name == "transformer":
+            refuse_for_multi_threshold(corrections)
         sites = conv_mode.sites(clean.model.graph)
     warn = list(clean.warnings)
     provenance = _provenance(ann, provenance, warn)
@@ -257,6 +264,15 @@ def convert(
         plan, comp_info = compensation.compensate(builder, fused=fused)
         progress("rewrite", 2, 3)
         placed = place_time(builder, event_inputs, clean.fixed_batch, per_step, optimize_graph)
+    corr_info: dict[str, Any] = {}
+    if corrections.active:  # measured on the built SNN, layer by layer against the ANN
+        with timer("correct"):
+            if event_inputs:
+                raise ConversionError("the post-conversion corrections need static inputs; this model has event "
+                                      f"inputs {list(event_inputs)}")
+            placed.model, corr_info = apply_corrections(
+                clean_proto, placed.model, records, data.inputs, corrections, time_steps, explicit_v_init=cfg.v_init,
+                progress=lambda k, n: progress("correct", k, n))
     with timer("validate"):
         exact = conv_mode.exact_time_steps(records)
         if exact is not None and exact != time_steps:
@@ -271,6 +287,7 @@ def convert(
         "num_samples": n_cal,
         "sites_calibrated": conv_mode.calibrated(sites),
         "sites_from_ann": len(sites) - conv_mode.calibrated(sites),
+        **({"corrections": corr_info} if corr_info else {}),
     }
     block_meta = transformer.block_summary(plan)
     compensated = [n.name for n in plan.compensated]

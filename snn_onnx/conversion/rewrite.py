@@ -278,11 +278,14 @@ class SnnBuilder:
         (chained non-linearities such as Softmax -> attn·V stay exact and cost nothing extra)."""
         tag(node, "compensation")
         for i, v in enumerate(node.inputs):
-            if v is None or v not in time_varying or not is_float(v):
+            if v is None or not is_float(v):
                 continue
             producer = v.producer()
+            # (checked before time_varying: a compensated block's TemporalDelta output is not in it)
             if producer is not None and producer.domain == schema.DOMAIN and producer.op_type == schema.TEMPORAL_DELTA.name:
                 node.replace_input_with(i, producer.inputs[0])
+                continue
+            if v not in time_varying:
                 continue
             tm = self._temporal(schema.TEMPORAL_MEAN.name, v, node.name)
             tm.outputs[0].dtype, tm.outputs[0].shape = v.dtype, v.shape

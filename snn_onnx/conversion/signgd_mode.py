@@ -289,13 +289,24 @@ def read_forms(model: onnx.ModelProto) -> dict | None:
     return None
 
 
+def amplitude_calibration(calibration: CalibrationConfig | None) -> CalibrationConfig:
+    """The statistic of the amplitudes: ``max`` or ``percentile`` of |f(x)|. The ReLU threshold
+    methods (``mse``, the default, and ``ltb``) clip on purpose, which a SignGD estimate cannot
+    follow, so they mean ``max`` here (the CLI refuses them when given explicitly)."""
+    from dataclasses import replace
+
+    cal = calibration or CalibrationConfig()
+    return cal if cal.method in ("max", "percentile") else replace(cal, method="max")
+
+
 def wants_signgd(neuron: Any) -> bool:
     return neuron == "signgd" if isinstance(neuron, str) else isinstance(neuron, SignGDConfig)
 
 
 def convert_from_pipeline(*, model, time_steps, neuron, data, calibration, out, spike_counts, per_step,
                           parity_samples, input_shape, on_progress, source_name, event_inputs, optimize_graph, mode,
-                          multi_threshold, fused, parity_gate, data_source, provenance, allow_compensation, **_):
+                          multi_threshold, fused, parity_gate, data_source, provenance, allow_compensation,
+                          corrections=None, **_):
     """``pipeline.convert``'s arguments for ``neuron="signgd"``: options of the other modes are
     refused, not ignored."""
     from .pipeline import _Progress
@@ -314,6 +325,8 @@ def convert_from_pipeline(*, model, time_steps, neuron, data, calibration, out, 
         refused.append("parity_gate=False (SignGD has no exactness gate; parity is measured and recorded)")
     if not optimize_graph:
         refused.append("optimize_graph=False (the SignGD graph always computes the static prefix once)")
+    if corrections is not None and corrections.active:
+        refused.append("corrections (they correct IF / ParaIF neurons at ReLU sites; SignGD neurons track f itself)")
     if refused:
         raise ConversionError("options that do not apply to neuron='signgd': " + "; ".join(refused))
     cfg = neuron if isinstance(neuron, SignGDConfig) else SignGDConfig()
@@ -322,7 +335,7 @@ def convert_from_pipeline(*, model, time_steps, neuron, data, calibration, out, 
 
         cfg = replace(cfg, allow_compensation=True)
     return convert_signgd(
-        model, time_steps=int(time_steps), config=cfg, data=data, calibration=calibration or CalibrationConfig(),
+        model, time_steps=int(time_steps), config=cfg, data=data, calibration=amplitude_calibration(calibration),
         out=out, spike_counts=spike_counts, per_step=per_step, parity_samples=parity_samples,
         input_shape=input_shape, progress=_Progress(on_progress), source_name=source_name, data_source=data_source,
         provenance=provenance,

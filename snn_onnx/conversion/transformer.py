@@ -13,7 +13,7 @@ output reaches the graph outputs through linear ops only).
 
 Each neuron's scales come from two-sided percentile calibration on the ANN (default 99th /
 1st percentile of the site's values), the percentile placed at level ``anchor_level``
-(``s = P / 2^anchor``), per tensor or (for Linear inputs) per input feature. docs/transformers.md
+(default 3: ``s = P / 2^3``), per tensor or (for Linear inputs) per input feature. docs/transformers.md
 explains the choices.
 """
 
@@ -43,6 +43,7 @@ LINEAR_LIKE = frozenset({"MatMul", "Gemm", "Einsum", "Conv", "ConvTranspose"})
 # Non-linear ops whose outputs count as activations (what a neuron may be put after).
 _NONLINEAR = onnx_table.NONLINEAR_OPS | onnx_table.LOGICAL_OPS
 _SAMPLE_CAP = 1 << 18
+DEFAULT_ANCHOR = 3  # percentile at level 3: s = P99 / 8 (docs/fidelity.md, issue 16)
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,16 @@ class MultiThresholdConfig:
     ``percentile`` / ``lower_percentile``: the positive scale puts the top level at the
     ``percentile``-th percentile of the site's values, the negative one at minus the
     ``lower_percentile``-th (default ``100 - percentile``). ``per_channel``: one scale pair per
-    input feature of a Linear layer (attention operands keep one per tensor)."""
+    input feature of a Linear layer (attention operands keep one per tensor). ``anchor_level``:
+    the level k whose value ``s·2^k`` is the calibrated percentile; None: level 3 (or the top
+    level when there are fewer), the best measured with the nearest-level neuron (docs/fidelity.md)."""
 
     levels: int = 8
     percentile: float = 99.0
     lower_percentile: float | None = None
     per_channel: bool = False
     sites: str = "all"  # "all": Linear inputs and attention operands; "linear": Linear inputs only
-    anchor_level: int = 2  # the level k whose value s * 2^k is the calibrated percentile
+    anchor_level: int | None = None
 
     def __post_init__(self) -> None:
         if not 1 <= self.levels <= schema.MAX_LEVELS:
@@ -69,7 +72,7 @@ class MultiThresholdConfig:
         lo = self.lower
         if not 0 <= lo < 50:
             raise CalibrationError(f"lower percentile must be in [0, 50), got {lo}")
-        if not 0 <= self.anchor_level < self.levels:
+        if self.anchor_level is not None and not 0 <= self.anchor_level < self.levels:
             raise ConversionError(f"anchor_level must be in [0, levels), got {self.anchor_level}")
         if self.sites not in SITE_CHOICES:
             raise ConversionError(f"sites must be one of {SITE_CHOICES}, got {self.sites!r}")
@@ -78,10 +81,16 @@ class MultiThresholdConfig:
     def lower(self) -> float:
         return 100.0 - self.percentile if self.lower_percentile is None else self.lower_percentile
 
+    @property
+    def anchor(self) -> int:
+        """The level the percentile is placed at (``anchor_level``, by default 3)."""
+        return min(DEFAULT_ANCHOR, self.levels - 1) if self.anchor_level is None else self.anchor_level
+
     def describe(self) -> dict:
         d = asdict(self)
         d["kind"] = "multi_threshold"
         d["lower_percentile"] = self.lower
+        d["anchor_level"] = self.anchor
         return d
 
 
@@ -378,7 +387,7 @@ def place_neurons(
     records: list[MTRecord] = []
     for site in sites:
         st = stats[site.name]
-        sp, sn, rp, rn, fallback = scales(st, mt.levels, mt.anchor_level)
+        sp, sn, rp, rn, fallback = scales(st, mt.levels, mt.anchor)
         if not (np.all(np.isfinite(sp)) and np.all(np.isfinite(sn))):
             raise CalibrationError(f"site '{site.name}': calibrated scales are not finite ({sp.ravel()[:4]}, {sn.ravel()[:4]})")
         axis = site.channel_axis if (mt.per_channel and site.channel_axis is not None and sp.size > 1) else None

@@ -293,8 +293,8 @@ def _neuron(nir, b: _Builder, name: str, node, x: str, in_shape, spike_counts, n
     if np.all(theta == theta.flat[0]):
         th, axis = np.array([theta.flat[0]], F32), None
     else:
-        flat = theta.reshape(theta.shape[0], -1)
-        if len(in_shape) < 2 or not np.all(flat == flat[:, :1]):
+        flat = theta.reshape(theta.shape[0], -1)  # [C, rest]: a 1-D (Linear) layer's channel is its feature
+        if not np.all(flat == flat[:, :1]):
             raise ConversionError("thresholds vary within a channel; our IFNeuron takes one per channel", node=name, op_type=kind)
         th, axis = flat[:, 0].copy(), 1
     if np.any(th <= 0):

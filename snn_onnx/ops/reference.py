@@ -231,12 +231,13 @@ def multi_threshold_neuron(
     """Two-sided multi-threshold neuron (docs/ops.md#multithresholdneuron).
 
     Level k (0 <= k < levels) is worth ``s * 2^k``. Membrane v starts at 0; each step
-    ``v = v + x_t``; the neuron emits the largest ``+s_p*2^k`` with
-    ``v >= s_p*2^k - s_p*0.5``, else the largest ``-s_n*2^k`` with ``-v >= s_n*2^k - s_n*0.5``,
+    ``v = v + x_t``; the neuron emits the nearest level: the largest ``+s_p*2^k`` with
+    ``v >= s_p*m_k``, where ``m_k`` is the midpoint between level k and the next lower one
+    (``m_0 = 0.5``, ``m_k = 0.75*2^k``), else the largest ``-s_n*2^k`` with ``-v >= s_n*m_k``,
     else nothing; then ``v = v - emitted``. Float32 order: ``level = s * 2^k`` (exact: a power
-    of two), ``half = s * 0.5``, ``thr = level - half`` (one rounding), then the comparison.
-    Levels are tried in ascending k and a later (larger) one that fires replaces an earlier
-    one, which is "the largest that fires" whatever the thresholds' order. Potentials: the
+    of two), ``thr = s * m_k`` (``m_k`` exact, one rounding), then the comparison. Levels are
+    tried in ascending k and a later (larger) one that fires replaces an earlier one, which is
+    "the largest that fires" whatever the thresholds' order. Potentials: the
     membrane after integration, before the emission."""
     op = "MultiThresholdNeuron"
     x = np.asarray(x, dtype=F32)
@@ -250,11 +251,11 @@ def multi_threshold_neuron(
     _positive(sn, op, "scale_neg")
     step_shape = xt.shape[1:]
     pow2 = [F32(2.0**k) for k in range(levels)]
-    half_p, half_n = sp * F32(0.5), sn * F32(0.5)
+    mid = [F32(0.5)] + [F32(0.75 * 2.0**k) for k in range(1, levels)]  # nearest-level midpoints
     lev_p = [sp * p for p in pow2]
     lev_n = [sn * p for p in pow2]
-    thr_p = [lv - half_p for lv in lev_p]
-    thr_n = [lv - half_n for lv in lev_n]
+    thr_p = [sp * m for m in mid]
+    thr_n = [sn * m for m in mid]
     v = np.zeros(step_shape, dtype=F32)
     y = np.empty_like(xt)
     pot = np.empty_like(xt)

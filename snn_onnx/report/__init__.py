@@ -40,6 +40,7 @@ def run_report(
     event_inputs: tuple[str, ...] = (),
     on_progress=None,
     potentials: bool = False,
+    engine: str = "auto",
 ) -> tuple[RunResult, Path]:
     """Convert ``ann`` (unless ``snn`` is given), measure it on ``(test_x, test_y)`` and write
     the run folder ``<runs_dir>/<name>/<timestamp>/``. Returns the result and the folder.
@@ -47,7 +48,8 @@ def run_report(
     ``neuron``: a name or a ``NeuronConfig``. ``event_inputs``: inputs that take one frame per
     step; their test data are frames ``[T, N, ...]`` and their calibration data the mean
     frames ``[N, ...]`` (what the SNN's rates approximate). ``potentials``: also measure the
-    membrane potentials (histograms, near-threshold fractions, their panels and tags)."""
+    membrane potentials (histograms, near-threshold fractions, their panels and tags).
+    ``engine``: how the SNN runs (``snn_onnx.Session``; the config records the one used)."""
     from ..conversion.pipeline import convert
     from ..metadata import read
     from .provenance import parse
@@ -65,7 +67,7 @@ def run_report(
            "parity": meta.get("parity"), "batch_size": batch_size,
            **({"provenance": parse(meta["provenance"])} if "provenance" in meta else {}), **dict(config or {})}
     run = measure(snn, test_x, test_y, ann=ann, batch_size=batch_size, energy=energy, config=cfg,
-                  potentials=potentials)
+                  potentials=potentials, engine=engine)
     folder = write_run(run, runs_dir, name=cfg["name"], tensorboard=tensorboard)
     return run, folder
 

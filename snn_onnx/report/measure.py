@@ -210,15 +210,18 @@ def measure(
     config: Mapping[str, Any] | None = None,
     providers: Sequence[str] | None = None,
     potentials: bool = False,
+    engine: str = "steps",
 ) -> RunResult:
     """Run ``snn`` on ``x`` (static inputs ``[N, ...]``; event inputs as frames ``[T, N, ...]``)
     and measure everything a report shows; with ``ann`` also the ANN's accuracy and the SNN's
     agreement with it (on event data the ANN sees each sample's mean frame). ``potentials``:
-    also the membrane potentials (the neurons' debug output, ``RunResult.potentials``)."""
+    also the membrane potentials (the neurons' debug output, ``RunResult.potentials``).
+    ``engine``: see ``snn_onnx.Session`` (the config records the engine used)."""
     from ..runtime.session import Session
 
     t0 = time.perf_counter()
-    sess = Session(snn, providers=providers, potentials=potentials)
+    sess = Session(snn, providers=providers, potentials=potentials, engine=engine)
+    config = {**dict(config or {}), "engine": sess.engine}
     if not sess.output_names:
         raise DataError("the SNN has no outputs")
     output = sess.output_names[0]

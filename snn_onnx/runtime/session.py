@@ -24,15 +24,17 @@ def make_session(
     model: str | Path | onnx.ModelProto | bytes,
     providers: Sequence[str | tuple[str, dict]] | None = None,
     sess_options: ort.SessionOptions | None = None,
+    custom_ops: bool = True,
 ) -> ort.InferenceSession:
     """An ORT session with the snn_onnx op library registered. ``providers`` as onnxruntime
-    takes them: names, or ``(name, options)`` pairs."""
+    takes them: names, or ``(name, options)`` pairs. ``custom_ops=False``: a graph of
+    standard ops only (the collapsed engine's), no library needed."""
     from ..library import cuda_runtime_version, library_path, session_options
 
     if sess_options is None:
         sess_options = ort.SessionOptions()
         sess_options.log_severity_level = 3  # ORT's warnings are about graph cosmetics
-    so = session_options(sess_options)
+    so = session_options(sess_options) if custom_ops else sess_options
     providers = list(providers or ["CPUExecutionProvider"])
     names = [p if isinstance(p, str) else p[0] for p in providers]
     available = ort.get_available_providers()
@@ -42,7 +44,7 @@ def make_session(
             f"execution provider(s) {missing} not available in this onnxruntime build "
             f"(available: {available}); for CUDA install onnxruntime-gpu"
         )
-    if CUDA_EP in names and cuda_runtime_version() == 0:
+    if custom_ops and CUDA_EP in names and cuda_runtime_version() == 0:
         raise SnnOnnxError(
             f"{CUDA_EP} requested, but the snn_onnx custom-op library '{library_path()}' was built "
             "without CUDA kernels; rebuild it with CUDA: `SNN_ONNX_CUDA=ON pip install .` or "
@@ -92,6 +94,9 @@ class SnnOutput:
         return self.outputs[name]
 
 
+ENGINES = ("auto", "steps", "collapsed")
+
+
 class Session:
     """Load a converted SNN and run it.
 
@@ -100,9 +105,16 @@ class Session:
     >>> out = sess.run(frames)        # an event input: [T*B, ...] or [T, B, ...] (folded here)
     >>> out.outputs["logits"], out.firing_rates()
 
+    ``engine``: "steps" runs the graph as converted, T steps with the custom-op library;
+    "collapsed" runs its time-collapsed form (standard ONNX ops, one pass over time means,
+    same outputs, per-step outputs and spike counts; only for networks whose neurons are
+    all ParaIF, otherwise it refuses naming the node; docs/collapsed.md); "auto" picks
+    collapsed where it applies, else steps (``engine_note`` says why).
+
     ``potentials=True`` declares the neurons' membrane-potential output (a debug output the
     converter leaves off, docs/ops.md) on the model in memory: ``run`` then also returns
     ``potentials`` per layer, and ``potential_sites`` says what each layer's threshold is.
+    Potentials exist step by step only: with them "auto" runs steps and "collapsed" is refused.
     """
 
     def __init__(
@@ -110,13 +122,23 @@ class Session:
         model: str | Path | onnx.ModelProto,
         providers: Sequence[str] | None = None,
         sess_options: ort.SessionOptions | None = None,
+        engine: str = "steps",
         potentials: bool = False,
     ):
+        if engine not in ENGINES:
+            raise SnnOnnxError(f"engine must be one of {ENGINES}, got {engine!r}")
         proto = model if isinstance(model, onnx.ModelProto) else load_onnx(model)
         meta = md.read(proto)
         if "time_steps" not in meta:
             where = model if not isinstance(model, onnx.ModelProto) else "model"
             raise ModelLoadError(f"{where} is not an snn-onnx SNN (no snn_onnx.time_steps metadata); convert it first")
+        if potentials and engine != "steps":
+            if engine == "collapsed":
+                raise SnnOnnxError("potentials=True needs engine='steps': the collapsed engine computes spike counts "
+                                   "from time means, not the membrane potential at each step")
+            self.engine, self.engine_note, run_proto = "steps", "membrane potentials are computed step by step", proto
+        else:
+            self.engine, self.engine_note, run_proto = _choose_engine(proto, engine)
         self.metadata: dict[str, Any] = meta
         self.time_steps: int = meta["time_steps"]
         self.sites: list[dict] = meta.get("sites", [])
@@ -129,16 +151,34 @@ class Session:
 
             proto, self.potential_sites = declare(proto, self.sites)
         self._potentials = {p.output: p.site for p in self.potential_sites}
-        self.model = proto
-        self._sess = make_session(proto, providers, sess_options)
+        if self.engine == "steps":
+            run_proto = proto
+        self.model = proto  # the SNN as converted (with the potential outputs when asked for)
+        self.run_model = run_proto  # what runs: the SNN, or its collapsed form
+        self._sess = make_session(run_proto, providers, sess_options, custom_ops=self.engine == "steps")
+        self._make = lambda m: make_session(m, providers, sess_options, custom_ops=False)
+        self._pruned: dict[tuple[str, ...], ort.InferenceSession] = {}
         self.input_names = [i.name for i in self._sess.get_inputs()]
         self._input_meta = {i.name: i for i in self._sess.get_inputs()}
         self.output_names = [o.name for o in self._sess.get_outputs()
                              if o.name not in self._counts and o.name not in self._per_step
                              and o.name not in self._potentials]
         self.providers = self._sess.get_providers()
-        # host memory is checked before a CPU run; a GPU's is ONNX Runtime's to report
-        self._memory = RunMemory(proto) if self.providers[0] == "CPUExecutionProvider" else None
+        # host memory is checked before a CPU run (of the graph that runs: the collapsed one holds
+        # B rows, not T*B); a GPU's is ONNX Runtime's to report
+        self._memory = RunMemory(run_proto) if self.providers[0] == "CPUExecutionProvider" else None
+
+    def _session_for(self, names: list[str]) -> ort.InferenceSession:
+        """The collapsed graph computes only what a run asks for (ORT runs every node of a
+        graph whatever outputs are requested): one pruned session per set of outputs."""
+        if self.engine != "collapsed" or len(names) == len(self._sess.get_outputs()):
+            return self._sess
+        key = tuple(sorted(names))
+        if key not in self._pruned:
+            from .collapsed import prune
+
+            self._pruned[key] = self._make(prune(self.run_model, list(key)))
+        return self._pruned[key]
 
     @property
     def inner(self) -> ort.InferenceSession:
@@ -199,7 +239,7 @@ class Session:
         if potentials:
             names += list(self._potentials)
         try:
-            values = self._sess.run(names, feed)
+            values = self._session_for(names).run(names, feed)
         except Exception as err:
             raise SnnOnnxError("SNN run failed: " + " ".join(str(err).split())) from None
         res = dict(zip(names, values))
@@ -213,3 +253,17 @@ class Session:
             batch_size=batch,
             time_steps=self.time_steps,
         )
+
+
+def _choose_engine(proto: onnx.ModelProto, engine: str) -> tuple[str, str | None, onnx.ModelProto]:
+    """(engine used, why auto fell back to steps or None, the model to run)."""
+    if engine == "steps":
+        return "steps", None, proto
+    from .collapsed import CollapseError, collapse
+
+    try:
+        return "collapsed", None, collapse(proto).model
+    except CollapseError as err:
+        if engine == "collapsed":
+            raise
+        return "steps", str(err), proto

@@ -66,21 +66,25 @@ SNN_HD float para_potential(float drive, int32_t fired, float theta_pre) {
 
 // ---------------------------------------------------------------------------------------------
 // MultiThresholdNeuron: the spike emitted for the membrane v (v already holds + x_t): the
-// largest s_p*2^k with v >= s_p*2^k - s_p*0.5, else the largest s_n*2^k with
-// -v >= s_n*2^k - s_n*0.5 (emitted as -s_n*2^k), else +0.0; the caller subtracts it from v.
-// Levels are tried in ascending k and a later one that passes replaces an earlier one.
+// nearest level, i.e. the largest s_p*2^k with v >= s_p*m_k, where m_k is the midpoint between
+// level k and the next lower one (m_0 = 0.5, m_k = 0.75*2^k), else the largest s_n*2^k with
+// -v >= s_n*m_k (emitted as -s_n*2^k), else +0.0; the caller subtracts it from v. Levels are
+// tried in ascending k and a later one that passes replaces an earlier one.
 inline constexpr int kMaxLevels = 32;  // = schema.MAX_LEVELS; the `levels` attribute's bound
 
 // 2^k as a float32, exact for 0 <= k < kMaxLevels.
 SNN_HD float pow2(int k) { return static_cast<float>(uint32_t{1} << k); }
 
+// m_k: exact in float32 (0.5, or 3 * 2^(k-2)); the threshold s * m_k is one rounding.
+SNN_HD float mt_midpoint(int k) { return k == 0 ? 0.5f : 0.75f * pow2(k); }
+
 SNN_HD float mt_emit(float v, float s_pos, float s_neg, int levels) {
-  const float half_p = s_pos * 0.5f, half_n = s_neg * 0.5f, nv = -v;
+  const float nv = -v;
   float out_p = 0.0f, out_n = 0.0f;
   for (int k = 0; k < levels; ++k) {
-    const float lp = s_pos * pow2(k), ln = s_neg * pow2(k);
-    out_p = v >= lp - half_p ? lp : out_p;
-    out_n = nv >= ln - half_n ? ln : out_n;
+    const float p2 = pow2(k), m = mt_midpoint(k);
+    out_p = v >= s_pos * m ? s_pos * p2 : out_p;
+    out_n = nv >= s_neg * m ? s_neg * p2 : out_n;
   }
   return out_p > 0.0f ? out_p : 0.0f - out_n;
 }
