@@ -189,7 +189,7 @@ def report(timm_rows: list[dict], digits_rows: list[dict], meta: dict) -> str:
         lines += ["### timm models, random init (structure, not accuracy)", "",
                   "Relative error `max|SNN − ANN| / max|ANN|` of the logits on "
                   f"{timm_rows[0]['samples']} random inputs (calibration: {meta['timm_calibration']} other random "
-                  "inputs); weights random, heads of 10 classes (Mixer's and ResMLP's zero heads re-drawn). "
+                  "inputs, max statistics per tensor); weights random, heads of 10 classes (Mixer's and ResMLP's zero heads re-drawn). "
                   "`signgd`: every non-linearity SignGD neurons; `transformer`: expectation compensation "
                   "(multi-threshold neurons on the weight layers' inputs, GELU / LayerNorm compensated). "
                   f"SOPs, MACs and energy per inference at T = {ENERGY_T} (a T = {ENERGY_T} conversion: the spike "

@@ -245,6 +245,33 @@ def test_metadata_and_energy(snn_library, convnet):
     assert result.sops > 0
 
 
+@pytest.mark.parametrize("args, fragment", [
+    (["--calib-method", "mse"], "--calib-method mse does not apply to --neuron signgd"),
+    (["--calib-method", "ltb"], "--calib-method ltb does not apply to --neuron signgd"),
+    (["--bias-correction"], "--bias-correction does not apply"),
+    (["--threshold-shift"], "--threshold-shift does not apply"),
+])
+def test_cli_refuses_relu_calibration_and_corrections(tmp_path, args, fragment):
+    from click.testing import CliRunner
+
+    from snn_onnx_cli.main import cli
+
+    out = tmp_path / "x.snn.onnx"
+    r = CliRunner().invoke(cli, ["convert", "--neuron", "signgd", "-T", "4", "-o", str(out), "--quiet", *args])
+    assert r.exit_code == 2 and fragment in r.output, r.output
+    assert not out.exists()
+
+
+def test_library_refuses_corrections_and_reads_mse_as_max(snn_library, convnet):
+    ann, x, _ = convnet
+    with pytest.raises(ConversionError, match="corrections"):
+        snn_onnx.convert(ann, time_steps=4, neuron="signgd", data=x,
+                         corrections=snn_onnx.CorrectionConfig(bias=True))
+    res = snn_onnx.convert(ann, time_steps=4, neuron="signgd", data=x,
+                           calibration=CalibrationConfig(method="mse", num_samples=16, batch_size=16))
+    assert res.calibration["method"] == "max"
+
+
 def test_potentials_are_refused_with_a_reason(snn_library, convnet):
     """SignGD ops have no potentials output (docs/ops.md): asking for them is refused, not ignored."""
     from snn_onnx.errors import ModelLoadError

@@ -18,9 +18,9 @@ def config(allow_compensation: bool, calib_method: str | None = None, **if_optio
     if calib_method in ("mse", "ltb") and given("calib_method"):
         raise click.UsageError(f"--calib-method {calib_method} does not apply to --neuron signgd: its amplitudes are "
                                "the max (or --calib-method percentile) of |f(x)| (docs/signgd.md)")
-    given = [flag(k) for k, v in if_options.items() if v is not None]
-    if given:
-        raise click.UsageError(f"{', '.join(given)} do(es) not apply to the signgd neuron (options of the IF-family "
+    set_if = [flag(k) for k, v in if_options.items() if v is not None]
+    if set_if:
+        raise click.UsageError(f"{', '.join(set_if)} do(es) not apply to the signgd neuron (options of the IF-family "
                                "neurons)")
     return SignGDConfig(allow_compensation=allow_compensation)
 
