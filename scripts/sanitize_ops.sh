@@ -41,6 +41,7 @@ SNN_ONNX_LIBRARY="$lib" SNN_ONNX_SANITIZER=1 \
 SNN_ONNX_EMU_CXXFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" \
   "$python" -m pytest -q -p no:cacheprovider --capture=sys \
     tests/test_kernels.py tests/test_library.py tests/test_multi_threshold.py tests/test_ops_fuzz.py \
+    tests/test_signgd_kernels.py \
     "tests/test_compensation.py::test_fused_kernel_matches_reference" \
     "tests/test_compensation.py::test_fused_kernel_bad_input" \
     "tests/test_potentials.py::test_kernel_potentials_match_the_reference" \

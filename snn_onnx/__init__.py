@@ -37,6 +37,8 @@ _LAZY = {
     "CorrectionConfig": ("conversion.corrections", "CorrectionConfig"),
     "NeuronConfig": ("conversion.rewrite", "NeuronConfig"),
     "MultiThresholdConfig": ("conversion.transformer", "MultiThresholdConfig"),
+    "SignGDConfig": ("conversion.signgd_mode", "SignGDConfig"),
+    "signgd_forms": ("conversion.signgd_mode", "read_forms"),
     "load_onnx": ("load", "load_onnx"),
     "Session": ("runtime.session", "Session"),
     "SnnOutput": ("runtime.session", "SnnOutput"),

@@ -70,7 +70,7 @@ def check_options(options: dict[str, Any]) -> None:
     t = options.get("time_steps", 8)
     if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t <= MAX_TIME_STEPS:
         raise ConversionError(f"time steps T must be an integer in [1, {MAX_TIME_STEPS}], got {t!r}")
-    if isinstance(options.get("neuron"), str):
+    if isinstance(options.get("neuron"), str) and options["neuron"] != "signgd":  # signgd: its own mode
         pipeline.NeuronConfig(kind=options["neuron"])
     if options.get("mode", "auto") not in MODES:
         raise ConversionError(f"mode must be one of {', '.join(MODES)}, got {options['mode']!r}")

@@ -26,6 +26,7 @@ from .options import (
     model_kind, neuron_config, neuron_configs, neuron_options, output_classes, parse_neurons, parse_shape,
     parse_time_steps, refuse, check_folder, check_sources, TIME_STEPS,
 )
+from . import signgd_cli
 from .progress import Progress
 from .safety import Stopped, one_line, signals_stop, stop_on_broken_pipe
 from .report_cmds import energy_options, eval_run_writer, register as register_report_commands
@@ -296,15 +297,19 @@ def _check_calibration_options(calib_method: str) -> None:
 
 
 NEURON_HELP = ("Spiking neuron (CNN mode): paraif (parallel, exact for QCFS ANNs at T=L), if, lif (with --leak), "
-               "signed-if (may fire -1; event data, low-bit ANNs). Default paraif.")
+               "signed-if (may fire -1; event data, low-bit ANNs). Default paraif. signgd: SignGD neurons on every "
+               "non-linearity (GELU, LayerNorm, Softmax, MaxPool, products; docs/signgd.md).")
 
 
 @cli.command()
 @click.argument("model", required=False)
 @click.option("-o", "--output", type=click.Path(), help="Where to write the SNN (default: <model>.T<T>.<neuron>.snn.onnx in the current folder).")
 @click.option("-T", "--time-steps", type=TIME_STEPS, default=None, help="Time steps T (default 8).")
-@click.option("--neuron", type=click.Choice(NEURON_NAMES), default=None, help=NEURON_HELP)
+@click.option("--neuron", type=click.Choice(NEURON_NAMES + ("signgd",)), default=None, help=NEURON_HELP)
 @neuron_options
+@click.option("--allow-compensation", is_flag=True,
+              help="signgd: compensate non-linearities without a SignGD form (computed on decoded values) instead of "
+                   "refusing them.")
 @click.option("--data", "data_source", default=None, help="Calibration data: digits, a .npz, an image folder, or random (default: digits for the example, random otherwise).")
 @event_data.event_option
 @_calib_options
@@ -319,7 +324,7 @@ NEURON_HELP = ("Spiking neuron (CNN mode): paraif (parallel, exact for QCFS ANNs
 @click.option("--explain", is_flag=True, help="List every activation the rules looked at and did not take, and why.")
 @correction_options
 @handle_errors
-def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, data_source, event_input, calib_method,
+def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, allow_compensation, data_source, event_input, calib_method,
             percentile, per_channel, num_calib, input_shape, num_classes, checkpoint, qcfs_levels, exporter, mode, levels,
             mt_percentile, mt_lower_percentile, anchor_level, mt_sites, fused, no_spike_counts, no_per_step, force, quiet,
             no_parity_gate, explain, corrections):
@@ -347,7 +352,13 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
                "neurons, calibrated with --mt-percentile (docs/transformers.md)")
         if hf and event_input:
             raise click.UsageError("--event-input does not apply to a Hugging Face text model")
-    cfg = neuron_config(neuron or "paraif", leak, reset, v_init, signed_eps)
+    if neuron == "signgd":
+        cfg = signgd_cli.config(allow_compensation, calib_method, leak=leak, reset=reset, v_init=v_init,
+                                signed_eps=signed_eps)
+    elif allow_compensation:
+        raise click.UsageError("--allow-compensation applies to --neuron signgd only")
+    else:
+        cfg = neuron_config(neuron or "paraif", leak, reset, v_init, signed_eps)
     time_steps = time_steps or 8
     if output is None:
         if hf:
@@ -409,6 +420,9 @@ def convert(model, output, time_steps, neuron, leak, reset, v_init, signed_eps, 
 def _check_applied(res) -> None:
     """Options given for the mode the converter chose in the end (``--mode auto``) or for
     sites that turned out not to need them are refused: the SNN is not written."""
+    if res.mode == "signgd":
+        refuse(MT_OPTIONS, "SignGD neurons replace every non-linearity; these configure transformer mode")
+        return
     if res.mode == "transformer":
         refuse(NEURON_OPTIONS + CALIB_METHOD_OPTIONS,
                "the model converted in transformer mode (multi-threshold neurons, calibrated with --mt-percentile); "
@@ -564,6 +578,8 @@ def info(model, as_json):
             click.echo(f"  {s['site']:<40} {s['op']:<13} θ={th_s} ({s['threshold_source']})")
             if s.get("recognised_as"):
                 click.echo(f"      recognised as {s['recognised_as']}")
+        for line in signgd_cli.info_lines(proto):
+            click.echo(line)
     click.echo("inputs: " + ", ".join(f"{i.name}{_dims(i)}" for i in proto.graph.input))
     click.echo("outputs: " + ", ".join(f"{o.name}{_dims(o)}" for o in proto.graph.output if not o.name.endswith("/spike_counts")))
     click.echo("ops: " + ", ".join(f"{k}×{v}" for k, v in sorted(ops.items())))

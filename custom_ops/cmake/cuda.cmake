@@ -52,7 +52,8 @@ add_library(snn_onnx_cuda OBJECT
   src/cuda/neurons.cc
   src/cuda/multi_threshold.cc
   src/cuda/temporal.cc
-  src/cuda/compensated.cc)
+  src/cuda/compensated.cc
+  src/cuda/signgd.cc)
 target_include_directories(snn_onnx_cuda PRIVATE "${_ort_inc}" src ${CUDAToolkit_INCLUDE_DIRS})
 target_compile_features(snn_onnx_cuda PRIVATE cxx_std_17 cuda_std_17)
 set_target_properties(snn_onnx_cuda PROPERTIES

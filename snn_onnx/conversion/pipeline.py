@@ -181,6 +181,7 @@ def convert(
     parity_gate: bool = True,
     data_source: str | None = None,
     provenance: dict[str, Any] | None = None,
+    allow_compensation: bool = False,
     corrections: CorrectionConfig | None = None,
 ) -> ConversionResult:
     """Convert an ANN to a spiking ONNX model.
@@ -206,6 +207,9 @@ def convert(
     SNN must reproduce the ANN on the calibration samples (float ties at a step boundary
     excepted) or the conversion fails and nothing is written; False writes it anyway.
     ``provenance``: where the weights came from (e.g. ``{"weights": "random-init"}``), recorded.
+    ``neuron="signgd"`` (or a ``signgd_mode.SignGDConfig``): every non-linearity with a SignGD
+    form becomes SignGD neurons (docs/signgd.md); the others are refused by name unless
+    ``allow_compensation`` (SignGD only) computes them on decoded values.
     ``corrections``: post-conversion corrections of IF / ParaIF neurons at ReLU / clip sites
     (threshold shift, bias and potential correction; ``conversion/corrections``, docs/fidelity.md).
     """
@@ -213,6 +217,13 @@ def convert(
     if isinstance(time_steps, bool) or not isinstance(time_steps, (int, np.integer)) or not 1 <= time_steps <= MAX_T:
         raise ConversionError(f"time steps T must be an integer in [1, {MAX_T}], got {time_steps!r}")
     out = check_output_path(output, force)
+    from . import signgd_mode
+
+    if signgd_mode.wants_signgd(neuron):
+        return signgd_mode.convert_from_pipeline(**{k: v for k, v in locals().items() if k not in ("t0", "signgd_mode")})
+    if allow_compensation:
+        raise ConversionError("allow_compensation applies to neuron='signgd' only; the other modes compensate every "
+                              "non-linearity without a spiking form anyway")
     cfg = NeuronConfig(kind=neuron) if isinstance(neuron, str) else neuron
     calibration = calibration or CalibrationConfig()
     progress = _Progress(on_progress)

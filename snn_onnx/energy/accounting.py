@@ -35,7 +35,7 @@ from ..errors import SnnOnnxError
 from ..naming import RULE_TAG, readable_name
 from ..ops import onnx_table
 from ..ops import schema
-from . import costs, fanout, routing
+from . import costs, fanout, routing, signgd
 from .routing import NotExact
 from .shapes import value_shapes
 
@@ -84,7 +84,7 @@ class LayerSpec:
     name: str
     node: str
     op: str
-    role: str  # "synaptic" | "compensation" | "analog"
+    role: str  # "synaptic" | "compensation" | "analog" | "neuron" (SignGD neurons compute)
     counting: str  # "SOP" | "MAC"
     reason: str
     dense_macs: int
@@ -306,6 +306,9 @@ class EnergyModel:
                 return LayerSpec(n.name or n.op_type, n.name, n.op_type, "compensation", "MAC",
                                  f"fused expectation compensation of {fn}: running mean and delta (1 MAC each per "
                                  "element and step) and f as unfused", 2 * elems + f_macs, self._per_pass(n, f_macs))
+            cost = signgd.layer_cost(n, self._shape(n.output[0])) if n.op_type in schema.SIGNGD_OPS else None
+            if cost is not None:
+                return LayerSpec(n.name or n.op_type, n.name, n.op_type, "neuron", "MAC", cost[2], cost[0], cost[1])
             return None
         varying = [j for j, v in enumerate(n.input) if v and v in self._data]
         if not varying:

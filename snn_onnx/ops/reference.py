@@ -359,3 +359,13 @@ REFERENCES = {
     "TemporalDelta": temporal_delta,
     "CompensatedElementwise": compensated_elementwise,
 }
+
+
+def _signgd_references() -> None:
+    from . import signgd_reference as sg
+
+    REFERENCES.update(SignGDNeuron=sg.sign_gd_neuron, SignGDNeuron2=sg.sign_gd_neuron2,
+                      SignGDDecode=sg.sign_gd_decode, SignGDEncode=sg.sign_gd_encode)
+
+
+_signgd_references()

@@ -79,10 +79,38 @@ COMPENSATED_ELEMENTWISE = OpSchema(
 )
 ELEMENTWISE_FUNCTIONS = ("gelu", "gelu_tanh", "silu", "sigmoid", "tanh", "hardsigmoid", "hardswish", "relu")
 
+# SignGD neurons (Oh & Lee, ICML 2024); spec in docs/ops.md#signgd-neurons.
+SIGNGD_STEP = {"eta0": 0.15, "gamma": 0.95}  # η_t = eta0 * gamma^(t-1), the paper's defaults
+SIGNGD_UNARY_FUNCTIONS = ("relu", "leaky_relu", "clip", "abs", "square", "exp", "sigmoid", "silu", "tanh", "gelu",
+                          "gelu_tanh", "hardsigmoid", "hardswish")
+SIGNGD_BINARY_FUNCTIONS = ("max", "min", "mul", "div", "div_sqrt")
+SIGNGD_NEURON = OpSchema(
+    name="SignGDNeuron",
+    inputs=("x", "offset", "bias", "amplitude"),
+    n_required=1,
+    attributes={"time_steps": None, "function": None, "alpha": 0.01, "beta": 0.5, "lo": float("-inf"),
+                "hi": float("inf"), **SIGNGD_STEP},
+    has_spike_counts=True,
+)
+SIGNGD_NEURON2 = OpSchema(
+    name="SignGDNeuron2",
+    inputs=("a", "b", "offset_a", "bias_a", "offset_b", "bias_b", "amplitude"),
+    n_required=2,
+    attributes={"time_steps": None, "function": None, "denominator_floor": 0.0, **SIGNGD_STEP},
+    has_spike_counts=True,
+)
+SIGNGD_DECODE = OpSchema(
+    name="SignGDDecode", inputs=("z", "offset", "bias"), n_required=1, attributes={"time_steps": None, **SIGNGD_STEP}
+)
+SIGNGD_ENCODE = OpSchema(
+    name="SignGDEncode", inputs=("w",), n_required=1, attributes={"time_steps": None, "static_input": 0, **SIGNGD_STEP}
+)
+SIGNGD_OPS = frozenset(s.name for s in (SIGNGD_NEURON, SIGNGD_NEURON2, SIGNGD_DECODE, SIGNGD_ENCODE))
+
 ALL_OPS: dict[str, OpSchema] = {
     s.name: s
     for s in (IF_NEURON, PARA_IF_NEURON, MULTI_THRESHOLD_NEURON, TEMPORAL_MEAN, TEMPORAL_DELTA,
-              COMPENSATED_ELEMENTWISE)
+              COMPENSATED_ELEMENTWISE, SIGNGD_NEURON, SIGNGD_NEURON2, SIGNGD_DECODE, SIGNGD_ENCODE)
 }
 
 SPIKING_OPS = frozenset(name for name, s in ALL_OPS.items() if s.has_spike_counts)

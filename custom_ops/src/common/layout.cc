@@ -100,6 +100,58 @@ ParamLayout param_layout(const NodeId& id, const char* name, const std::vector<i
   return {false, p_shape[0], inner};
 }
 
+void check_broadcast(const NodeId& id, const char* name, const std::vector<int64_t>& ps,
+                     const std::vector<int64_t>& xs) {
+  const size_t sample = xs.empty() ? 0 : xs.size() - 1;
+  if (ps.size() > sample)
+    id.fail(std::string(name) + " has rank " + n_str(static_cast<int64_t>(ps.size())) + ", more than one sample's rank " +
+            n_str(static_cast<int64_t>(sample)) + " (shape " + shape_str(ps) + " vs x " + shape_str(xs) +
+            "); it has no batch axis");
+  for (size_t k = 0; k < ps.size(); ++k) {
+    const int64_t d = ps[ps.size() - 1 - k], s = xs[xs.size() - 1 - k];
+    if (d != 1 && d != s)
+      id.fail(std::string(name) + " of shape " + shape_str(ps) + " does not broadcast to one sample of x " +
+              shape_str(xs));
+  }
+}
+
+void expand_param(const HostParam& p, const std::vector<int64_t>& xs, float dflt, std::vector<float>& out) {
+  int64_t n = 1;
+  for (size_t i = 1; i < xs.size(); ++i) n *= xs[i];
+  out.assign(static_cast<size_t>(n), dflt);
+  if (p.data == nullptr || n == 0) return;
+  const size_t rank = xs.size() - 1, pr = p.shape.size();
+  // strides of p along each sample axis (0 where p broadcasts)
+  std::vector<int64_t> stride(rank, 0);
+  int64_t s = 1;
+  for (size_t k = 0; k < pr; ++k) {
+    const size_t ax = rank - 1 - k, pax = pr - 1 - k;
+    stride[ax] = p.shape[pax] == 1 ? 0 : s;
+    s *= p.shape[pax];
+  }
+  std::vector<int64_t> idx(rank, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    int64_t off = 0;
+    for (size_t ax = 0; ax < rank; ++ax) off += idx[ax] * stride[ax];
+    out[static_cast<size_t>(i)] = p.data[off];
+    for (size_t ax = rank; ax-- > 0;) {  // next index, last axis fastest
+      if (++idx[ax] < xs[ax + 1]) break;
+      idx[ax] = 0;
+    }
+  }
+}
+
+void check_finite(const NodeId& id, const char* name, const float* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(p[i])) {
+      std::ostringstream os;
+      os << name << " must be finite, got " << p[i];
+      if (n > 1) os << " at index " << i;
+      id.fail(os.str());
+    }
+  }
+}
+
 void check_positive(const NodeId& id, const char* name, const float* p, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     if (!(std::isfinite(p[i]) && p[i] > 0.0f)) {

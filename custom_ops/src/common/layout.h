@@ -45,11 +45,23 @@ ParamLayout param_layout(const NodeId& id, const char* name, const std::vector<i
                          const std::vector<int64_t>& x_shape, int64_t channel_axis);
 void check_positive(const NodeId& id, const char* name, const float* p, int64_t n);
 
+// A parameter that broadcasts (NumPy rules) to one sample x_shape[1:]: rank at most one
+// sample's, each dimension 1 or the sample's; refused naming the parameter otherwise.
+void check_broadcast(const NodeId& id, const char* name, const std::vector<int64_t>& p_shape,
+                     const std::vector<int64_t>& x_shape);
+
 // A parameter input in host memory, validated. data == nullptr: an absent optional input.
+// `shape`: its shape (kept for parameters that broadcast to one sample).
 struct HostParam {
   const float* data = nullptr;
   int64_t size = 0;
   ParamLayout layout{true, 1, 1};
+  std::vector<int64_t> shape;
 };
+
+// A broadcasting parameter expanded to one sample's N values (row-major over x_shape[1:]);
+// `dflt` for an absent one.
+void expand_param(const HostParam& p, const std::vector<int64_t>& x_shape, float dflt, std::vector<float>& out);
+void check_finite(const NodeId& id, const char* name, const float* p, int64_t n);
 
 }  // namespace snn

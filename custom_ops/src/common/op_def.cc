@@ -12,7 +12,12 @@ HostParam read_param(const NodeId& id, Ort::KernelContext& ctx, size_t index, co
     return p;
   }
   const auto info = v.GetTensorTypeAndShapeInfo();
-  p.layout = param_layout(id, spec.name, info.GetShape(), x_shape, channel_axis);
+  if (spec.broadcast) {
+    p.shape = info.GetShape();
+    check_broadcast(id, spec.name, p.shape, x_shape);
+  } else {
+    p.layout = param_layout(id, spec.name, info.GetShape(), x_shape, channel_axis);
+  }
   p.data = v.GetTensorData<float>();
   p.size = static_cast<int64_t>(info.GetElementCount());
   if (spec.positive) check_positive(id, spec.name, p.data, p.size);

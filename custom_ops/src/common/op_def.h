@@ -23,6 +23,7 @@ struct RunIO {
   std::vector<int64_t> x_shape;
   TimeLayout L;
   const float* x = nullptr;
+  const float* x2 = nullptr;  // the second data input (DataInputs<Op> == 2), shape of x
   float* y = nullptr;
   int64_t* counts = nullptr;  // [T, N]; nullptr when the node does not declare counts
   float* potentials = nullptr;  // [T*B, N] like y; nullptr when the node does not declare them
@@ -57,8 +58,16 @@ class KernelBase {
     Ort::ConstValue x = ctx.GetInput(0);
     io.x_shape = x.GetTensorTypeAndShapeInfo().GetShape();
     io.L = time_layout(id_, io.x_shape, a_.time_steps, a_.static_input, want_counts_);
+    constexpr size_t kData = DataInputs<Op>::value;
+    if constexpr (kData == 2) {
+      Ort::ConstValue x2 = ctx.GetInput(1);
+      const auto s2 = x2.GetTensorTypeAndShapeInfo().GetShape();
+      if (s2 != io.x_shape)
+        id_.fail("inputs a " + shape_str(io.x_shape) + " and b " + shape_str(s2) + " must have the same shape");
+      io.x2 = x2.GetTensorData<float>();
+    }
     for (size_t k = 0; k < Op::kParams.size(); ++k)
-      io.params[k] = read_param(id_, ctx, k + 1, Op::kParams[k], io.x_shape, a_.channel_axis);
+      io.params[k] = read_param(id_, ctx, k + kData, Op::kParams[k], io.x_shape, a_.channel_axis);
     io.x = x.GetTensorData<float>();
     Ort::UnownedValue y = ctx.GetOutput(0, y_shape(io.x_shape, io.L));
     io.y = y.GetTensorMutableData<float>();
@@ -91,19 +100,20 @@ struct OpDef : Ort::CustomOpBase<OpDef<Kernel>, Kernel, /*WithStatus=*/true> {
   const char* GetName() const { return Op::kName; }
   const char* GetExecutionProviderType() const { return Kernel::kProvider; }
 
-  size_t GetInputTypeCount() const { return 1 + Op::kParams.size(); }
+  static constexpr size_t kData = DataInputs<Op>::value;
+  size_t GetInputTypeCount() const { return kData + Op::kParams.size(); }
   ONNXTensorElementDataType GetInputType(size_t) const { return ONNX_TENSOR_ELEMENT_DATA_TYPE_FLOAT; }
   OrtCustomOpInputOutputCharacteristic GetInputCharacteristic(size_t i) const {
     if constexpr (Op::kParams.empty()) {
       return INPUT_OUTPUT_REQUIRED;
     } else {
-      return i == 0 || Op::kParams[i - 1].required ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
+      return i < kData || Op::kParams[i - kData].required ? INPUT_OUTPUT_REQUIRED : INPUT_OUTPUT_OPTIONAL;
     }
   }
   // Parameters (normally initializers) stay in host memory for a kernel that validates them
-  // there; x and the outputs live in the provider's memory.
+  // there; the data inputs and the outputs live in the provider's memory.
   OrtMemType GetInputMemoryType(size_t i) const {
-    return i >= 1 && Kernel::kParamsOnHost ? OrtMemTypeCPUInput : OrtMemTypeDefault;
+    return i >= kData && Kernel::kParamsOnHost ? OrtMemTypeCPUInput : OrtMemTypeDefault;
   }
 
   // y; counts (optional); potentials (optional, float32 like y; only ops that have counts)

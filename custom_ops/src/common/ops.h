@@ -7,18 +7,30 @@
 
 #include <array>
 #include <cstdint>
+#include <type_traits>
+#include <vector>
 
 #include "op_common.h"
+#include "signgd_steps.h"
 #include "steps.h"
 
 namespace snn {
 
-// A parameter input after x (threshold, scale, bias): a scalar or 1-D along `channel_axis`.
+// A parameter input after x (threshold, scale, bias): a scalar or 1-D along `channel_axis`;
+// with `broadcast`, any shape that broadcasts (NumPy rules) to one sample x.shape[1:].
 struct ParamSpec {
   const char* name;
   bool required;
   bool positive;  // must be finite and > 0
+  bool broadcast = false;
 };
+
+// Inputs before the parameters that are data ([T*B, ...], in the provider's memory): 1, or the
+// op's kDataInputs (SignGDNeuron2's a and b, which have the same shape).
+template <class Op, class = void>
+struct DataInputs : std::integral_constant<size_t, 1> {};
+template <class Op>
+struct DataInputs<Op, std::void_t<decltype(Op::kDataInputs)>> : std::integral_constant<size_t, Op::kDataInputs> {};
 
 // The attributes the shared validation reads; an op without channel_axis / static_input keeps
 // the defaults.
@@ -95,12 +107,76 @@ struct CompensatedElementwiseOp : ElementwiseOp {
   static Attrs parse(const KernelInfo& k);
 };
 
+// ---------------------------------------------------------------------------------------------
+// SignGD neurons (docs/ops.md#signgd-neurons). Parameters broadcast to one sample; the step
+// sizes eta_t = eta0 * gamma^(t-1) are computed once, at session creation (float64 running
+// product of the float32 attributes, each rounded to float32, as signgd_math.eta_table).
+
+// `function` values, in the order of signgd_steps.h SgFn / SgFn2 (= schema.py).
+inline constexpr const char* kSgFunctions[kNumSgFunctions] = {
+    "relu", "leaky_relu", "clip", "abs", "square", "exp", "sigmoid", "silu", "tanh", "gelu", "gelu_tanh",
+    "hardsigmoid", "hardswish"};
+inline constexpr const char* kSgFunctions2[kNumSgFunctions2] = {"max", "min", "mul", "div", "div_sqrt"};
+
+struct SignGDAttrs : BaseAttrs {
+  float eta0 = 0, gamma = 0;
+  std::vector<float> eta;  // [T]
+};
+
+struct SignGDNeuronOp {
+  static constexpr const char* kName = "SignGDNeuron";
+  static constexpr std::array<ParamSpec, 3> kParams{
+      {{"offset", false, false, true}, {"bias", false, false, true}, {"amplitude", false, true, true}}};
+  static constexpr bool kHasCounts = true;
+  static constexpr bool kHasPotentials = false;  // no potential output (docs/ops.md)
+  struct Attrs : SignGDAttrs {
+    SgFn function = SgFn::kRelu;
+    SgParams p{};
+  };
+  static Attrs parse(const KernelInfo& k);
+};
+
+struct SignGDNeuron2Op {
+  static constexpr const char* kName = "SignGDNeuron2";
+  static constexpr size_t kDataInputs = 2;
+  static constexpr std::array<ParamSpec, 5> kParams{{{"offset_a", false, false, true},
+                                                     {"bias_a", false, false, true},
+                                                     {"offset_b", false, false, true},
+                                                     {"bias_b", false, false, true},
+                                                     {"amplitude", false, true, true}}};
+  static constexpr bool kHasCounts = true;
+  static constexpr bool kHasPotentials = false;  // no potential output (docs/ops.md)
+  struct Attrs : SignGDAttrs {
+    SgFn2 function = SgFn2::kMax;
+    float denominator_floor = 0;
+  };
+  static Attrs parse(const KernelInfo& k);
+};
+
+struct SignGDDecodeOp {
+  static constexpr const char* kName = "SignGDDecode";
+  static constexpr std::array<ParamSpec, 2> kParams{{{"offset", false, false, true}, {"bias", false, false, true}}};
+  static constexpr bool kHasCounts = false;
+  static constexpr bool kHasPotentials = false;
+  using Attrs = SignGDAttrs;
+  static Attrs parse(const KernelInfo& k);
+};
+
+struct SignGDEncodeOp {
+  static constexpr const char* kName = "SignGDEncode";
+  static constexpr std::array<ParamSpec, 0> kParams{};
+  static constexpr bool kHasCounts = false;
+  static constexpr bool kHasPotentials = false;
+  using Attrs = SignGDAttrs;
+  static Attrs parse(const KernelInfo& k);
+};
+
 // The op set, one entry per op, in registration order: X(Op) for each. Every op has a CPU
 // kernel (cpu::Kernel<Op>) and, in a CUDA build, a CUDA kernel (cuda::Kernel<Op>) under the
 // same name; cpu_ops.h and cuda_ops.h declare them from this list, register.cc registers them.
 #define SNN_ONNX_FOR_EACH_OP(X) \
   X(IFNeuronOp) X(ParaIFNeuronOp) X(MultiThresholdNeuronOp) X(TemporalMeanOp) X(TemporalDeltaOp) \
-  X(CompensatedElementwiseOp)
+  X(CompensatedElementwiseOp) X(SignGDNeuronOp) X(SignGDNeuron2Op) X(SignGDDecodeOp) X(SignGDEncodeOp)
 
 // Each op's kernel of a provider: the Kernel<Op>::compute specialisation its family file defines.
 #define SNN_ONNX_DECLARE_COMPUTE(Op) template <> void Kernel<Op>::compute(Ort::KernelContext&, const RunIO<Op>&);

@@ -1,7 +1,7 @@
 // Host emulation of the CUDA kernels, for tests on machines without a GPU.
 //
 // Runs the kernels' own per-thread bodies (neurons.cuh, multi_threshold.cuh, temporal.cuh,
-// compensated.cuh), through the same plan, grid and dispatch as the GPU launch in kernels.cu /
+// compensated.cuh, signgd.cuh), through the same plan, grid and dispatch as the GPU launch in kernels.cu /
 // runtime.h, one thread after another (in reverse order: nothing may depend on thread order).
 // What this does not cover: the CUDA compiler's code generation, the launch itself, and the
 // ONNX Runtime side (stream, memory placement); tests/test_cuda.py runs those on a GPU.
@@ -14,6 +14,7 @@
 #include "compensated.cuh"
 #include "multi_threshold.cuh"
 #include "neurons.cuh"
+#include "signgd.cuh"
 #include "temporal.cuh"
 
 namespace {
@@ -107,6 +108,51 @@ int snn_emu_compensated(int fn, const float* x, float* y, int64_t T, int64_t M) 
   a.x = x, a.y = y, a.T = T, a.M = M;
   HostLauncher l;
   return dispatch_compensated(l, a, static_cast<snn::Fn>(fn));
+}
+
+// SignGD: parameters already expanded to one value per neuron ([N]), eta [T]. binary: a two-input
+// neuron (fn indexes SgFn2), else fn indexes SgFn.
+int snn_emu_sg_neuron(const float* a, const float* b, float* y, int64_t* counts, int64_t T, int64_t B, int64_t N,
+                      const float* off_a, const float* bias_a, const float* off_b, const float* bias_b,
+                      const float* lam, const float* eta, int binary, int fn, float alpha, float beta, float lo,
+                      float hi, float floor, int64_t resident, int force_bpt) {
+  if (fn < 0 || fn >= (binary ? snn::kNumSgFunctions2 : snn::kNumSgFunctions)) return kBadPlan;
+  const Plan p = plan_neurons(B, N, counts != nullptr, resident, force_bpt);
+  SgArgs s;
+  s.g = grid(T, B, N, 0, counts, p, nullptr);
+  s.a = a, s.b = b, s.y = y;
+  s.off_a = param(off_a, N, 1), s.bias_a = param(bias_a, N, 1), s.lam = param(lam, N, 1);
+  s.off_a.scalar = s.bias_a.scalar = s.lam.scalar = false;
+  if (binary) {
+    s.off_b = param(off_b, N, 1), s.bias_b = param(bias_b, N, 1);
+    s.off_b.scalar = s.bias_b.scalar = false;
+  }
+  s.eta = param(eta, T, 1);
+  s.eta.scalar = false;
+  s.p = {alpha, beta, lo, hi};
+  s.floor = floor;
+  HostLauncher l;
+  if (p.threads <= 0) return 0;
+  return binary ? dispatch_sg_neuron2(l, s, p, static_cast<snn::SgFn2>(fn))
+                : dispatch_sg_neuron(l, s, p, static_cast<snn::SgFn>(fn));
+}
+
+// SignGDDecode (encode = 0; offset, bias [N]) or SignGDEncode (encode = 1; static_input).
+int snn_emu_sg_codec(int encode, const float* x, float* y, int64_t T, int64_t B, int64_t N, const float* off,
+                     const float* bias, const float* eta, int static_input, int64_t resident) {
+  const Plan p = plan_neurons(B, N, false, resident);
+  SgArgs s;
+  s.g = grid(T, B, N, static_input, nullptr, p, nullptr);
+  s.a = x, s.y = y;
+  if (!encode) {
+    s.off_a = param(off, N, 1), s.bias_a = param(bias, N, 1);
+    s.off_a.scalar = s.bias_a.scalar = false;
+  }
+  s.eta = param(eta, T, 1);
+  s.eta.scalar = false;
+  HostLauncher l;
+  if (p.threads <= 0) return 0;
+  return encode ? dispatch_sg_encode(l, s, p) : dispatch_sg_decode(l, s, p);
 }
 
 // The plan the GPU would use: writes bpt, groups, threads, counts_direct.

@@ -1,5 +1,5 @@
 // The CUDA kernels: each __global__ function runs one body (neurons.cuh, multi_threshold.cuh,
-// temporal.cuh, compensated.cuh) per thread.
+// temporal.cuh, compensated.cuh, signgd.cuh) per thread.
 // Compiled with --fmad=false (see custom_ops/cmake/cuda.cmake): bit-exact spikes need every
 // product rounded before it is added.
 #include <climits>
@@ -63,6 +63,26 @@ cudaError_t launch_temporal_delta(const TemporalArgs& a, cudaStream_t s) {
 cudaError_t launch_compensated(const CompArgs& a, Fn fn, cudaStream_t s) {
   GpuLauncher l{s};
   return result(dispatch_compensated(l, a, fn));
+}
+
+cudaError_t launch_sg_neuron(const SgArgs& a, const Plan& p, SgFn fn, cudaStream_t s) {
+  GpuLauncher l{s};
+  return result(dispatch_sg_neuron(l, a, p, fn));
+}
+
+cudaError_t launch_sg_neuron2(const SgArgs& a, const Plan& p, SgFn2 fn, cudaStream_t s) {
+  GpuLauncher l{s};
+  return result(dispatch_sg_neuron2(l, a, p, fn));
+}
+
+cudaError_t launch_sg_decode(const SgArgs& a, const Plan& p, cudaStream_t s) {
+  GpuLauncher l{s};
+  return result(dispatch_sg_decode(l, a, p));
+}
+
+cudaError_t launch_sg_encode(const SgArgs& a, const Plan& p, cudaStream_t s) {
+  GpuLauncher l{s};
+  return result(dispatch_sg_encode(l, a, p));
 }
 
 }  // namespace snn::cuda

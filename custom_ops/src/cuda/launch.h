@@ -8,6 +8,7 @@
 #include "compensated.cuh"
 #include "multi_threshold.cuh"
 #include "neurons.cuh"
+#include "signgd.cuh"
 #include "temporal.cuh"
 
 namespace snn::cuda {
@@ -18,5 +19,9 @@ cudaError_t launch_mt(const MTArgs& a, const Plan& p, cudaStream_t s);
 cudaError_t launch_temporal_mean(const TemporalArgs& a, cudaStream_t s);
 cudaError_t launch_temporal_delta(const TemporalArgs& a, cudaStream_t s);
 cudaError_t launch_compensated(const CompArgs& a, Fn fn, cudaStream_t s);
+cudaError_t launch_sg_neuron(const SgArgs& a, const Plan& p, SgFn fn, cudaStream_t s);
+cudaError_t launch_sg_neuron2(const SgArgs& a, const Plan& p, SgFn2 fn, cudaStream_t s);
+cudaError_t launch_sg_decode(const SgArgs& a, const Plan& p, cudaStream_t s);
+cudaError_t launch_sg_encode(const SgArgs& a, const Plan& p, cudaStream_t s);
 
 }  // namespace snn::cuda
