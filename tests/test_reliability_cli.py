@@ -239,8 +239,10 @@ def test_a_signal_while_the_snn_is_written_leaves_no_temporary_file(big_ann, tmp
     partial output."""
     out = tmp_path / "out.onnx"
     args = ("convert", str(big_ann), "-o", str(out), "-T", "2", "--neuron", "if", "--quiet")
-    proc = subprocess.Popen(cli_command(*args),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(), cwd=tmp_path)
+    # a foreground command's signals: a test run started in the background (`cmd &`) ignores
+    # SIGINT, the child inherits that, and the CLI rightly leaves ignored signals ignored
+    proc = subprocess.Popen(cli_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(), cwd=tmp_path, preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     caught = None
     deadline = time.monotonic() + 600
     while proc.poll() is None and time.monotonic() < deadline:

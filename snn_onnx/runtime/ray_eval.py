@@ -83,9 +83,18 @@ def import_ray():
 class _Shard:
     """A Ray Data actor: the ANN and one group of SNNs, one ORT session each."""
 
-    def __init__(self, ann: Any, jobs: list, output: str, providers: list[str], threads: int):
+    def __init__(self, ann: Any, jobs: list, output: str, providers: list[str], threads: int,
+                 library: str | None = None):
+        import os
+
         import onnxruntime as ort
         import ray
+
+        # A worker may import another copy of snn_onnx than the driver (Ray puts the driver's
+        # working directory on the workers' path: a source checkout without a built library);
+        # on the same machine, point it at the library the driver uses.
+        if library and not os.environ.get("SNN_ONNX_LIBRARY") and os.path.isfile(library):
+            os.environ["SNN_ONNX_LIBRARY"] = library
 
         from ..evaluate import BatchRunner
 
@@ -138,6 +147,15 @@ def _counts_bytes(model: onnx.ModelProto) -> int:
     return total
 
 
+def _driver_library() -> str | None:
+    from ..library import LibraryNotFoundError, library_path
+
+    try:
+        return library_path()
+    except LibraryNotFoundError:
+        return None  # collapsed jobs need no library; step-by-step ones fail in the worker, naming it
+
+
 def run_sharded(
     ann: onnx.ModelProto,
     feed: dict[str, np.ndarray],
@@ -178,12 +196,13 @@ def run_sharded(
         sizes = [len(b) + _counts_bytes(j.model if isinstance(j.model, onnx.ModelProto) else onnx.load_from_string(b))
                  for j, b in zip(jobs, blobs)]
         results: list[RunStats | None] = [None] * len(jobs)
+        library = _driver_library()
         for group in _groups(list(range(len(jobs))), lambda i: sizes[i]):
             shipped = [_ship(jobs[i], ray.put(blobs[i])) for i in group]
             out = ds.map_batches(
                 _Shard,
                 fn_constructor_kwargs={"ann": ann_ref, "jobs": shipped, "output": output, "providers": cfg.providers,
-                                       "threads": max(1, int(cfg.num_cpus))},
+                                       "threads": max(1, int(cfg.num_cpus)), "library": library},
                 batch_size=BATCHES_PER_CALL, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=cfg.workers),
                 num_cpus=cfg.num_cpus, num_gpus=cfg.num_gpus,
             )
