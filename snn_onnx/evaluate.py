@@ -395,12 +395,3 @@ def _run(sess: Session, x, batch_size: int, name: str) -> tuple[np.ndarray, dict
 
     per_step, counts, _ = run_snn(sess, x, name, batch_size)
     return per_step, counts
-
-
-def _rate(counts: dict[str, np.ndarray], t: int, n: int) -> float | None:
-    """Mean firing rate over all neurons of all layers during the first t steps."""
-    if not counts:
-        return None
-    spikes = sum(float(c[:t].sum()) for c in counts.values())
-    neurons = sum(c[0].size for c in counts.values())
-    return spikes / (neurons * n * t)

@@ -228,12 +228,7 @@ def convert(
     calibration = calibration or CalibrationConfig()
     progress = _Progress(on_progress)
     timer = _Timer(progress)
-    if not isinstance(model, onnx.ModelProto):
-        raise ConversionError("conversion.pipeline.convert takes an ONNX ModelProto; snn_onnx.convert also takes "
-                              "files, torch modules, timm names and Hugging Face folders")
-    if input_shape is not None:
-        raise ConversionError("input_shape applies to torch modules (snn_onnx.convert), not to an ONNX model")
-    ann = cleanup.dynamic_batch(model)
+    ann = accept(model, input_shape)
 
     with timer("clean"):
         clean = cleanup.clean(ann)
@@ -326,6 +321,16 @@ def convert(
 
 
 # --- stages ------------------------------------------------------------------------------------
+
+
+def accept(model: Any, input_shape: Any) -> onnx.ModelProto:
+    """The ANN as every mode takes it: a ModelProto with a symbolic batch dimension."""
+    if not isinstance(model, onnx.ModelProto):
+        raise ConversionError("conversion.pipeline.convert takes an ONNX ModelProto; snn_onnx.convert also takes "
+                              "files, torch modules, timm names and Hugging Face folders")
+    if input_shape is not None:
+        raise ConversionError("input_shape applies to torch modules (snn_onnx.convert), not to an ONNX model")
+    return cleanup.dynamic_batch(model)
 
 
 @dataclass

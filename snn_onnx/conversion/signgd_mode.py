@@ -81,117 +81,65 @@ def convert_signgd(
 ):
     """The SignGD pipeline; ``pipeline.convert`` calls it for ``neuron="signgd"`` after checking
     the options that do not apply. Returns a ``pipeline.ConversionResult``."""
-    from .pipeline import ConversionResult, as_inputs, random_inputs, save_atomic
+    from .pipeline import ConversionResult, _calibration_data, _provenance, _Timer, accept, save_atomic
 
     t0 = time.perf_counter()
-    timings: dict[str, float] = {}
-    progress("load", 0, 1)
-    if not isinstance(model, onnx.ModelProto):
-        raise ConversionError("conversion.pipeline.convert takes an ONNX ModelProto; snn_onnx.convert also takes "
-                              "files, torch modules, timm names and Hugging Face folders")
-    if input_shape is not None:
-        raise ConversionError("input_shape applies to torch modules (snn_onnx.convert), not to an ONNX model")
-    ann = cleanup.dynamic_batch(model)
-    source_name = source_name or "ModelProto"
-    timings["load"] = time.perf_counter() - t0
-    progress("load", 1, 1)
-
-    t = time.perf_counter()
-    progress("clean", 0, 1)
-    clean = cleanup.clean(ann)
-    ir_model, fixed_batch = clean.model, clean.fixed_batch
-    graph = ir_model.graph
-    analysis.refuse_converted(graph)
-    clean_proto = ir.to_proto(ir_model)
-    progress("clean", 1, 1)
+    timer = _Timer(progress)
+    with timer("load"):
+        ann = accept(model, input_shape)
+        source_name = source_name or "ModelProto"
+    with timer("clean"):
+        clean = cleanup.clean(ann)
+        ir_model, fixed_batch = clean.model, clean.fixed_batch
+        graph = ir_model.graph
+        analysis.refuse_converted(graph)
+        clean_proto = ir.to_proto(ir_model)
     warn: list[str] = list(clean.warnings)
-    weights = next((p.value for p in ann.metadata_props if p.key == "snn_onnx.weights"), None)
-    provenance = {**({"weights": weights} if weights else {}), **(provenance or {})}
-    if str(provenance.get("weights", "")).startswith("random-init"):
-        warn.append(f"the network's weights are {provenance['weights']}: parity checks structure only, accuracy "
-                    "means nothing (give --checkpoint / pretrained weights)")
-
-    inputs = as_inputs(data, ann)
-    data_source = "random" if inputs is None else (data_source or "given")
-    n_needed = max(calibration.num_samples, parity_samples)
-    if inputs is None:
-        inputs = random_inputs(ann, min(n_needed, 64), seed=calibration.seed)
-    n_avail = len(next(iter(inputs.values())))
-    if n_avail == 0:
-        from ..errors import DataError
-
-        raise DataError("calibration data is empty")
-    validate.check_finite_inputs(inputs)
+    provenance = _provenance(ann, provenance, warn)
+    data = _calibration_data(data, ann, calibration, parity_samples, data_source)
+    inputs, data_source, n_avail = data.inputs, data.source, data.n
     bs = fixed_batch or calibration.batch_size
     n_cal = min(n_avail, calibration.num_samples)
     cal_inputs = {k: v[:n_cal] for k, v in inputs.items()}
 
     # lower composite non-linearities, then the rule
-    t = time.perf_counter()
-    progress("analyse", 0, 1)
-    shifts = softmax_shifts(clean_proto, signgd_lower.softmax_inputs(graph), cal_inputs, bs)
-    lowered = signgd_lower.lower(ir_model, lambda v: shifts[v.name])
-    data_inputs = [v for v in graph.inputs if v.name not in graph.initializers]
-    trace = Trace()
-    sites, leftovers = SignGDRule(trace).match(graph, batch_carrying(graph, data_inputs))
-    if not sites:
-        raise ConversionError("the model has no non-linearity with a SignGD form after a weight layer (ReLU, GELU, "
-                              "LayerNorm, Softmax, MaxPool, products …); nothing would spike")
-    timings["analyse"] = time.perf_counter() - t
-    progress("analyse", 1, 1)
+    with timer("analyse"):
+        shifts = softmax_shifts(clean_proto, signgd_lower.softmax_inputs(graph), cal_inputs, bs)
+        lowered = signgd_lower.lower(ir_model, lambda v: shifts[v.name])
+        data_inputs = [v for v in graph.inputs if v.name not in graph.initializers]
+        trace = Trace()
+        sites, leftovers = SignGDRule(trace).match(graph, batch_carrying(graph, data_inputs))
+        if not sites:
+            raise ConversionError("the model has no non-linearity with a SignGD form after a weight layer (ReLU, "
+                                  "GELU, LayerNorm, Softmax, MaxPool, products …); nothing would spike")
 
-    t = time.perf_counter()
-    lowered_proto = ir.to_proto(ir_model)
-    extra = [v.name for lo in leftovers for n in lo.nodes for v in [*n.inputs, *n.outputs] if v is not None and v.name]
-    cal = calibrate_sites(lowered_proto, sites, cal_inputs, calibration, bs,
-                          lambda k: progress.step("calibrate", k, n_cal), extra=_value_names(lowered_proto, extra))
-    timings["calibrate"] = time.perf_counter() - t
+    with timer("calibrate"):
+        lowered_proto = ir.to_proto(ir_model)
+        extra = [v.name for lo in leftovers for n in lo.nodes for v in [*n.inputs, *n.outputs]
+                 if v is not None and v.name]
+        cal = calibrate_sites(lowered_proto, sites, cal_inputs, calibration, bs,
+                              lambda k: progress.step("calibrate", k, n_cal), extra=_value_names(lowered_proto, extra))
 
     # rewrite, compensate, place time
-    t = time.perf_counter()
-    progress("rewrite", 0, 3)
-    builder = SnnBuilder(ir_model, time_steps)
-    emit = Emitter(builder, config, cal, spike_counts)
-    emit.fetch_shapes = lambda names: _shapes(lowered_proto, names, {k: v[:1] for k, v in cal_inputs.items()})
-    for site in sites:
-        emit.site(site)
-    compensated = _leftovers(emit, graph, leftovers, config.allow_compensation)
-    forms = emit.forms
-    progress("rewrite", 1, 3)
-    carrying = batch_carrying(graph, data_inputs)
-    builder.fix_reshapes(carrying, fixed_batch)
-    emit.time_entry(carrying)
-    graph.sort()
-    analysis.plan_time(graph)  # refuses, naming the node, any op that would act along the T*B axis
-    per_step_names = emit.time_exit(per_step)
-    for v in data_inputs:
-        if v.shape is not None and len(v.shape) and fixed_batch is not None:
-            v.shape = ir.Shape(["batch", *list(v.shape)[1:]])
-    ir.passes.common.RemoveUnusedNodesPass()(ir_model)
-    graph.sort()
-    snn = ir.to_proto(ir_model)
-    del snn.graph.value_info[:]
-    progress("rewrite", 2, 3)
-    fill_offsets(snn, emit.points, emit.sources)
-    timings["rewrite"] = time.perf_counter() - t
-    progress("rewrite", 3, 3)
+    with timer("rewrite", steps=3):
+        snn, emit, compensated, forms, per_step_names = _rewrite(
+            ir_model, lowered_proto, sites, leftovers, cal, cal_inputs, config, time_steps, spike_counts, per_step,
+            fixed_batch, data_inputs, progress)
 
-    # validate
-    t = time.perf_counter()
-    progress("validate", 0, 1)
-    validate.check_graph(snn)
-    n_par = min(parity_samples, n_avail)
-    parity_inputs = {k: v[:n_par] for k, v in inputs.items()}
-    parity = validate.parity(ann, snn, parity_inputs, batch_size=bs if fixed_batch else 16, time_steps=time_steps)
-    parity["samples"] = n_par
-    parity["data"] = data_source
-    bad = validate.non_finite_outputs(parity)
-    if bad:
-        raise ConversionError(
-            f"the SNN gives NaN or Inf in output(s) {bad} on the calibration samples where the ANN gives finite "
-            "values; nothing was written")
-    timings["validate"] = time.perf_counter() - t
-    progress("validate", 1, 1)
+    with timer("validate"):
+        validate.check_graph(snn)
+        n_par = min(parity_samples, n_avail)
+        parity_inputs = {k: v[:n_par] for k, v in inputs.items()}
+        parity = validate.parity(ann, snn, parity_inputs, batch_size=bs if fixed_batch else 16,
+                                 time_steps=time_steps)
+        parity["samples"] = n_par
+        parity["data"] = data_source
+        bad = validate.non_finite_outputs(parity)
+        if bad:
+            raise ConversionError(
+                f"the SNN gives NaN or Inf in output(s) {bad} on the calibration samples where the ANN gives finite "
+                "values; nothing was written")
+    timings = timer.seconds
 
     cal_meta = {**calibration.describe(), "data": data_source, "num_samples": n_cal, "sites_calibrated": len(sites),
                 "sites_from_ann": 0, "amplitude": "max |f(x)| of the ANN (per channel with per_channel)"}
@@ -222,6 +170,37 @@ def convert_signgd(
         parity=parity, calibration=cal_meta, seconds=timings, mode="signgd", blocks=[], warnings=warn,
         explain=trace.lines(), cleanup=clean.describe(),
     )
+
+
+def _rewrite(ir_model: ir.Model, lowered_proto: onnx.ModelProto, sites: list, leftovers: list, cal: Any,
+             cal_inputs: dict[str, np.ndarray], config: SignGDConfig, time_steps: int, spike_counts: bool,
+             per_step: bool, fixed_batch: int | None, data_inputs: list[ir.Value], progress: Any):
+    """SignGD neurons at the sites, leftovers compensated or refused, then the time entry (the
+    encoders) and exit (the decoders). Returns the SNN and what the metadata records."""
+    graph = ir_model.graph
+    builder = SnnBuilder(ir_model, time_steps)
+    emit = Emitter(builder, config, cal, spike_counts)
+    emit.fetch_shapes = lambda names: _shapes(lowered_proto, names, {k: v[:1] for k, v in cal_inputs.items()})
+    for site in sites:
+        emit.site(site)
+    compensated = _leftovers(emit, graph, leftovers, config.allow_compensation)
+    progress("rewrite", 1, 3)
+    carrying = batch_carrying(graph, data_inputs)
+    builder.fix_reshapes(carrying, fixed_batch)
+    emit.time_entry(carrying)
+    graph.sort()
+    analysis.plan_time(graph)  # refuses, naming the node, any op that would act along the T*B axis
+    per_step_names = emit.time_exit(per_step)
+    for v in data_inputs:
+        if v.shape is not None and len(v.shape) and fixed_batch is not None:
+            v.shape = ir.Shape(["batch", *list(v.shape)[1:]])
+    ir.passes.common.RemoveUnusedNodesPass()(ir_model)
+    graph.sort()
+    snn = ir.to_proto(ir_model)
+    del snn.graph.value_info[:]
+    progress("rewrite", 2, 3)
+    fill_offsets(snn, emit.points, emit.sources)
+    return snn, emit, compensated, emit.forms, per_step_names
 
 
 def _leftovers(emit: Emitter, graph: ir.Graph, leftovers: list, allow: bool) -> list[str]:
