@@ -193,7 +193,8 @@ def test_both_isas(snn_library):
     bodies run above on AVX2 machines): both builds of every body give the reference's spikes."""
     if os.environ.get("SNN_ONNX_ISA") == "baseline":
         pytest.skip("this process already runs the baseline kernels")
-    env = {**os.environ, "SNN_ONNX_ISA": "baseline", "SNN_ONNX_FUZZ_SCALE": "0.3"}
+    # the child loads the library this process uses (its snn_onnx may be the checkout's, unbuilt, in CI)
+    env = {**os.environ, "SNN_ONNX_ISA": "baseline", "SNN_ONNX_FUZZ_SCALE": "0.3", "SNN_ONNX_LIBRARY": snn_library}
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
                         "random or dense or fuzz"], env=env, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
