@@ -42,11 +42,10 @@ from snn_onnx.conversion.signgd_mode import read_forms  # noqa: E402
 from snn_onnx.data import load  # noqa: E402
 from snn_onnx.energy import EnergyModel  # noqa: E402
 from snn_onnx.runtime.session import Session  # noqa: E402
+from results_page import write_section  # noqa: E402
 
 STEPS = (32, 64, 128, 256)
 ENERGY_T = 64  # timm models: SOPs, MACs and energy measured at this T (see timm_part)
-BEGIN = "<!-- BEGIN results: written by benchmarks/signgd.py -->"
-END = "<!-- END results -->"
 # inputs: convnext_atto at 128x128, Mixer and ResMLP built for 112x112 (49 tokens of 16x16 patches
 # instead of 196, every layer as at 224): at T = 256 the folded activations of 224x224 need more
 # than 10 GB for one sample
@@ -232,15 +231,6 @@ def report(timm_rows: list[dict], digits_rows: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(path: Path, text: str) -> None:
-    page = path.read_text()
-    if BEGIN not in page or END not in page:
-        raise SystemExit(f"{path} has no results markers ({BEGIN} ... {END})")
-    head, rest = page.split(BEGIN, 1)
-    tail = rest.split(END, 1)[1]
-    path.write_text(f"{head}{BEGIN}\n{text}\n{END}{tail}")
-
-
 def main(argv=None) -> int:
     import platform
 
@@ -275,7 +265,7 @@ def main(argv=None) -> int:
         save(digits=digits_rows, meta={**state.get("meta", {}), **meta})
     if "timm" in parts:
         timm_part(timm_models, args.samples, args.calib, log, done=lambda rows: save(timm=rows))
-    write_section(args.out / "signgd.md", report(state["timm"], state["digits"], state["meta"]))
+    write_section(args.out / "signgd.md", report(state["timm"], state["digits"], state["meta"]), "signgd.py")
     print(f"wrote {args.out / 'signgd.md'}")
     return 0
 
