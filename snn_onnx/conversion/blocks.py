@@ -26,7 +26,7 @@ import numpy as np
 import onnx_ir as ir
 
 from ..ops import onnx_table
-from .graph_utils import const_array, is_float
+from .graph_utils import ancestors_within, const_array, is_float
 
 ELEMENTWISE = onnx_table.ELEMENTWISE_OPS
 # Ops that are only acceptable inside a block (their output is not a float that could be
@@ -161,7 +161,7 @@ def find_blocks(
             inside = {root} | {v for m in members for v in m.outputs}
             if not any(_nonlinear(m, inside) for m in members):
                 continue
-            members, y = _trim_tail(_ancestors(members, exits[0]), exits[0], axes)
+            members, y = _trim_tail(ancestors_within(members, exits[0]), exits[0], axes)
             fn = identify_function(members, root, y, opset)
             kind = fn[0] if fn else label(members, root, y, opset)
             blk = Block(name="", kind=kind, nodes=members, input=root, output=y)
@@ -213,20 +213,6 @@ def _trim_tail(members: list[ir.Node], y: ir.Value, axes: dict[ir.Value, int]) -
         members = members[:-1]
         y = x
     return members, y
-
-
-def _ancestors(members: list[ir.Node], y: ir.Value) -> list[ir.Node]:
-    """The members y depends on (others compute values nobody uses, e.g. a Dropout mask)."""
-    mset = set(members)
-    keep: set[ir.Node] = set()
-    stack = [y.producer()]
-    while stack:
-        n = stack.pop()
-        if n is None or n in keep or n not in mset:
-            continue
-        keep.add(n)
-        stack.extend(v.producer() for v in n.inputs if v is not None)
-    return [m for m in members if m in keep]
 
 
 def _block_name(blk: Block) -> str:

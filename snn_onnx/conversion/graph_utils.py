@@ -129,3 +129,18 @@ def reachable(graph: ir.Graph, seeds=(), starts=None, keep=None) -> set[ir.Value
         return {o: True for o in node.outputs if keep is None or keep(o)}
 
     return set(propagate(graph, {v: True for v in seeds}, transfer, start=starts))
+
+
+def ancestors_within(members: list[ir.Node], y: ir.Value, stop: ir.Value | None = None) -> list[ir.Node]:
+    """The ``members`` that ``y`` depends on through other members (in ``members``' order),
+    not looking past ``stop``; the others compute values ``y`` does not use (e.g. a Dropout mask)."""
+    mset = set(members)
+    keep: set[ir.Node] = set()
+    stack = [y.producer()]
+    while stack:
+        n = stack.pop()
+        if n is None or n in keep or n not in mset:
+            continue
+        keep.add(n)
+        stack.extend(v.producer() for v in n.inputs if v is not None and v is not stop)
+    return [m for m in members if m in keep]

@@ -30,7 +30,7 @@ import onnx_ir as ir
 
 from ...ops import onnx_table as ops_table
 from .. import blocks
-from ..graph_utils import const_array
+from ..graph_utils import ancestors_within, const_array
 from .base import Rule, Trace, readable_name, unique_name
 from .chains import after_synapse
 
@@ -299,16 +299,8 @@ def _closure(x: ir.Value, elementwise, claimed, order) -> list[ir.Node]:
 
 def _region(members: list[ir.Node], x: ir.Value, y: ir.Value) -> list[ir.Node] | None:
     """The members ``y`` depends on, if none of their other outputs is used outside them."""
-    mset = set(members)
-    keep: set[ir.Node] = set()
-    stack = [y.producer()]
-    while stack:
-        m = stack.pop()
-        if m is None or m in keep or m not in mset:
-            continue
-        keep.add(m)
-        stack.extend(v.producer() for v in m.inputs if v is not None and v is not x)
-    region = [m for m in members if m in keep]
+    region = ancestors_within(members, y, stop=x)
+    keep = set(region)
     for m in region:
         for o in m.outputs:
             if o is not y and (o.is_graph_output() or any(u.node not in keep for u in o.uses())):
